@@ -1,0 +1,31 @@
+// Command ctrlift reads containers out of raw Kubernetes node disk images
+// without root and without mounting anything.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := newRootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ctrlift:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ctrlift",
+		Short:         "Container forensics on raw node disk images, read-only and without mounting",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+	// Each command lives in its own file; add its constructor here.
+	)
+	return root
+}
