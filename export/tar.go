@@ -1,0 +1,320 @@
+// Package export streams a merged container filesystem (or one layer of
+// it) into a PAX tar archive, with an optional JSON-lines manifest.
+//
+// The archive is deterministic: entries come in sorted path order and no
+// header carries host data or the wall clock, so the same image always
+// gives a byte-identical tar. Memory stays bounded: file contents are
+// streamed, and only one directory listing per level of the tree is held.
+package export
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/layers"
+)
+
+// Options tune an export.
+type Options struct {
+	// Manifest, when set, receives one JSON object per entry.
+	Manifest io.Writer
+	// Progress, when set, is called after each entry with running totals.
+	Progress func(files, bytes int64)
+}
+
+// Stats summarises an export.
+type Stats struct {
+	Files     int64 // entries written
+	Bytes     int64 // file content bytes written
+	Skipped   []string
+	TarSHA256 string // of the uncompressed tar stream
+}
+
+// ManifestEntry is one line of the manifest. Paths are absolute inside the
+// container ("/etc/passwd"); xattr values are base64.
+type ManifestEntry struct {
+	Path       string            `json:"path"`
+	Type       string            `json:"type"`
+	Mode       string            `json:"mode"`
+	UID        uint32            `json:"uid"`
+	GID        uint32            `json:"gid"`
+	Size       *int64            `json:"size,omitempty"`
+	SHA256     string            `json:"sha256,omitempty"`
+	Target     *string           `json:"target,omitempty"`
+	MtimeNs    int64             `json:"mtime_ns"`
+	Rdev       string            `json:"rdev,omitempty"`
+	HardlinkTo string            `json:"hardlink_to,omitempty"`
+	Xattrs     map[string]string `json:"xattrs_b64,omitempty"`
+	Sparse     bool              `json:"sparse,omitempty"`
+	Whiteout   bool              `json:"whiteout,omitempty"`
+	Opaque     bool              `json:"opaque,omitempty"`
+	Layer      string            `json:"layer,omitempty"`
+}
+
+// linkKey identifies an inode: hardlinks exist only within one layer.
+type linkKey struct {
+	fs  *ext4.FS
+	ino uint32
+}
+
+type writer struct {
+	tw       *tar.Writer
+	sum      hash.Hash
+	opt      Options
+	enc      *json.Encoder
+	links    map[linkKey]string
+	stats    Stats
+	buf      []byte
+	fileHash hash.Hash
+}
+
+func newWriter(w io.Writer, opt Options) *writer {
+	sum := sha256.New()
+	wr := &writer{
+		tw:    tar.NewWriter(io.MultiWriter(w, sum)),
+		sum:   sum,
+		opt:   opt,
+		links: map[linkKey]string{},
+		buf:   make([]byte, 1<<20),
+	}
+	if opt.Manifest != nil {
+		wr.enc = json.NewEncoder(opt.Manifest)
+		wr.enc.SetEscapeHTML(false)
+		wr.fileHash = sha256.New()
+	}
+	return wr
+}
+
+func (w *writer) close() (*Stats, error) {
+	if err := w.tw.Close(); err != nil {
+		return nil, err
+	}
+	w.stats.TarSHA256 = hex.EncodeToString(w.sum.Sum(nil))
+	return &w.stats, nil
+}
+
+// Tar writes the merged tree m as a tar stream to out.
+func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
+	w := newWriter(out, opt)
+	err := m.Walk(func(p string, e *layers.Entry) error {
+		return w.add(p, e.Inode, e.FS(), e.LayerName)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w.close()
+}
+
+// Changes writes one layer (a container's writable snapshot) as an OCI
+// layer tar: whiteouts become ".wh.<name>" and opaque directories get a
+// ".wh..wh..opq" entry, so the tar applies on top of the image's layers.
+func Changes(out io.Writer, l layers.Layer, opt Options) (*Stats, error) {
+	w := newWriter(out, opt)
+	err := layers.WalkLayer(l, func(p string, e *layers.Entry) error {
+		if layers.IsWhiteout(e.Inode) {
+			dir, name := path.Split(p)
+			return w.marker(dir+".wh."+name, e.Inode, l.Name)
+		}
+		if err := w.add(p, e.Inode, e.FS(), l.Name); err != nil {
+			return err
+		}
+		if e.IsDir() && layers.IsOpaque(e.Inode) {
+			mp := ".wh..wh..opq"
+			if p != "." {
+				mp = p + "/" + mp
+			}
+			return w.marker(mp, e.Inode, l.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w.close()
+}
+
+// marker writes an empty whiteout file as OCI layers spell them.
+func (w *writer) marker(p string, in *ext4.Inode, layer string) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0, ModTime: in.Mtime, Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("export: %s: %w", p, err)
+	}
+	w.stats.Files++
+	if w.enc != nil {
+		dir, name := path.Split(p)
+		me := ManifestEntry{Path: "/" + strings.TrimPrefix(dir+name, "./"), Type: "file", Mode: "0000", MtimeNs: in.Mtime.UnixNano(), Layer: layer}
+		if name == ".wh..wh..opq" {
+			me.Opaque = true
+		} else {
+			me.Whiteout = true
+		}
+		return w.enc.Encode(me)
+	}
+	return nil
+}
+
+func tarName(p string, dir bool) string {
+	if p == "." {
+		return "./"
+	}
+	if dir {
+		return p + "/"
+	}
+	return p
+}
+
+func manifestPath(p string) string {
+	if p == "." {
+		return "/"
+	}
+	return "/" + p
+}
+
+func fileType(in *ext4.Inode) (byte, string) {
+	switch {
+	case in.IsRegular():
+		return tar.TypeReg, "file"
+	case in.IsDir():
+		return tar.TypeDir, "dir"
+	case in.IsSymlink():
+		return tar.TypeSymlink, "symlink"
+	case in.IsCharDev():
+		return tar.TypeChar, "char"
+	case in.IsBlockDev():
+		return tar.TypeBlock, "block"
+	case in.IsFIFO():
+		return tar.TypeFifo, "fifo"
+	}
+	return 0, ""
+}
+
+// add writes one entry. fsys holds the inode's data.
+func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) error {
+	typ, kind := fileType(in)
+	if kind == "" {
+		// Sockets cannot be stored in a tar; they carry no data anyway.
+		w.stats.Skipped = append(w.stats.Skipped, fmt.Sprintf("%s: socket not representable in tar", manifestPath(p)))
+		return nil
+	}
+	hdr := &tar.Header{
+		Typeflag:   typ,
+		Name:       tarName(p, in.IsDir()),
+		Mode:       int64(in.Mode & 0o7777),
+		Uid:        int(in.Uid),
+		Gid:        int(in.Gid),
+		ModTime:    in.Mtime,
+		AccessTime: in.Atime,
+		ChangeTime: in.Ctime,
+		Format:     tar.FormatPAX,
+	}
+	me := ManifestEntry{Path: manifestPath(p), Type: kind, Mode: fmt.Sprintf("%04o", in.Mode&0o7777), UID: in.Uid, GID: in.Gid, MtimeNs: in.Mtime.UnixNano(), Layer: layer}
+	var data *ext4.File
+	switch typ {
+	case tar.TypeReg:
+		key := linkKey{fsys, in.Num}
+		if first, ok := w.links[key]; ok && in.Nlink > 1 {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			me.HardlinkTo = manifestPath(first)
+		} else {
+			if in.Nlink > 1 {
+				w.links[key] = p
+			}
+			r, err := fsys.NewFileReader(in)
+			if err != nil {
+				return fmt.Errorf("export: %s: %w", me.Path, err)
+			}
+			data = r
+			hdr.Size = in.Size
+			me.Sparse = in.Sparse()
+		}
+		size := in.Size
+		me.Size = &size
+	case tar.TypeSymlink:
+		t, err := fsys.Readlink(in)
+		if err != nil {
+			return fmt.Errorf("export: %s: %w", me.Path, err)
+		}
+		hdr.Linkname = t
+		me.Target = &t
+		size := int64(len(t))
+		me.Size = &size
+	case tar.TypeChar, tar.TypeBlock:
+		hdr.Devmajor, hdr.Devminor = int64(in.RdevMajor), int64(in.RdevMinor)
+		me.Rdev = fmt.Sprintf("%d:%d", in.RdevMajor, in.RdevMinor)
+	}
+	if len(in.Xattrs) > 0 {
+		hdr.PAXRecords = map[string]string{}
+		me.Xattrs = map[string]string{}
+		for _, x := range in.Xattrs {
+			if strings.HasPrefix(x.Name, "trusted.overlay.") {
+				continue
+			}
+			hdr.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
+			me.Xattrs[x.Name] = base64.StdEncoding.EncodeToString(x.Value)
+		}
+		if len(me.Xattrs) == 0 {
+			me.Xattrs = nil
+		}
+	}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("export: %s: tar header: %w", me.Path, err)
+	}
+	if data != nil {
+		var dst io.Writer = w.tw
+		if w.fileHash != nil {
+			w.fileHash.Reset()
+			dst = io.MultiWriter(w.tw, w.fileHash)
+		}
+		n, err := io.CopyBuffer(dst, io.LimitReader(data, in.Size), w.buf)
+		if err != nil {
+			return fmt.Errorf("export: %s: %w", me.Path, err)
+		}
+		if n != in.Size {
+			return fmt.Errorf("export: %s: read %d of %d bytes", me.Path, n, in.Size)
+		}
+		w.stats.Bytes += n
+		if w.fileHash != nil {
+			me.SHA256 = hex.EncodeToString(w.fileHash.Sum(nil))
+		}
+	}
+	if hdr.Typeflag == tar.TypeLink && w.enc != nil {
+		// The manifest gives every name of a file its digest.
+		sum, err := w.hashFile(fsys, in)
+		if err != nil {
+			return fmt.Errorf("export: %s: %w", me.Path, err)
+		}
+		me.SHA256 = sum
+	}
+	w.stats.Files++
+	if w.opt.Progress != nil {
+		w.opt.Progress(w.stats.Files, w.stats.Bytes)
+	}
+	if w.enc != nil {
+		if err := w.enc.Encode(me); err != nil {
+			return fmt.Errorf("export: manifest: %w", err)
+		}
+	}
+	return nil
+}
+
+func (w *writer) hashFile(fsys *ext4.FS, in *ext4.Inode) (string, error) {
+	r, err := fsys.NewFileReader(in)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, io.LimitReader(r, in.Size), w.buf); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

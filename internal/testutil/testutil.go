@@ -1,0 +1,150 @@
+// Package testutil finds and prepares the test images the tests share:
+// the repository's own fixtures and, when present, ../shared beside it.
+package testutil
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// RepoRoot returns the directory holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Shared returns ../shared beside the repository, skipping the test when
+// it is absent.
+func Shared(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(RepoRoot(t), "..", "shared")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("../shared not present: %v", err)
+	}
+	return dir
+}
+
+// SharedFile returns a file under ../shared, skipping when it is absent.
+func SharedFile(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(Shared(t), rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s not present: %v", rel, err)
+	}
+	return p
+}
+
+// Unzstd decompresses a .zst file once into a sparse file in a cache
+// directory shared by all test binaries of one machine, and returns its
+// path. The cache key is the source's content hash prefix and size.
+func Unzstd(t testing.TB, src string) string {
+	t.Helper()
+	st, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := quickKey(src, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(os.TempDir(), "ctrlift-test-cache")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, key+"-"+filepath.Base(src[:len(src)-len(filepath.Ext(src))]))
+	if _, err := os.Stat(dst); err == nil {
+		return dst
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	dec, err := zstd.NewReader(in, zstd.WithDecoderMaxWindow(1<<31))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	tmp, err := os.CreateTemp(dir, ".partial-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := copySparse(tmp, dec); err != nil {
+		tmp.Close()
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func quickKey(path string, size int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, 1<<20); err != nil && err != io.EOF {
+		return "", err
+	}
+	fmt.Fprintf(h, "%d", size)
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// copySparse copies r to f, seeking over all-zero 64 KiB chunks.
+func copySparse(f *os.File, r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	var off int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if !allZero(buf[:n]) {
+				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
+					return werr
+				}
+			}
+			off += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return f.Truncate(off)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

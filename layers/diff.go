@@ -1,0 +1,180 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"github.com/ctrlift/ctrlift/image/ext4"
+)
+
+// IsOpaque reports whether directory in is marked opaque for overlayfs.
+func IsOpaque(in *ext4.Inode) bool { return in.IsDir() && opaque(in) }
+
+// WalkLayer visits one layer's own tree, as stored: whiteouts and opaque
+// markers are reported as they are, nothing is merged. Entries come
+// directories first, names in byte order; inodes keep all their xattrs.
+func WalkLayer(l Layer, fn WalkFunc) error {
+	root, err := l.FS.Lookup(l.Dir)
+	if err != nil {
+		return fmt.Errorf("layers: layer %s: directory %s: %w", l.Name, l.Dir, err)
+	}
+	if !root.IsDir() {
+		return fmt.Errorf("layers: layer %s: %s is not a directory; refusing to follow it", l.Name, l.Dir)
+	}
+	return walkLayer(l, ".", &Entry{Inode: root, LayerName: l.Name, fs: l.FS}, fn)
+}
+
+func walkLayer(l Layer, p string, e *Entry, fn WalkFunc) error {
+	if err := fn(p, e); err != nil {
+		if errors.Is(err, fs.SkipDir) && e.IsDir() {
+			return nil
+		}
+		return err
+	}
+	if !e.IsDir() {
+		return nil
+	}
+	ents, err := l.FS.ReadDirInode(e.Inode)
+	if err != nil {
+		return fmt.Errorf("layers: layer %s: %s: %w", l.Name, p, err)
+	}
+	slices.SortFunc(ents, func(a, b ext4.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	for _, d := range ents {
+		in, err := l.FS.Inode(d.Ino)
+		if err != nil {
+			return fmt.Errorf("layers: layer %s: %s/%s: %w", l.Name, p, d.Name, err)
+		}
+		cp := d.Name
+		if p != "." {
+			cp = p + "/" + d.Name
+		}
+		if err := walkLayer(l, cp, &Entry{Inode: in, LayerName: l.Name, fs: l.FS}, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Change is one difference a container's writable layer makes to its image.
+type Change struct {
+	Path  string // absolute inside the container
+	Kind  string // "added", "modified", "deleted"
+	Entry *Entry // the entry as the container sees it; for deletions, the one below
+}
+
+// Diff compares a writable layer with the merged view of the layers below
+// it (lower may be nil for a container without an image). Deleted paths are
+// the whited-out names and whatever an opaque directory hides below; a
+// directory counts as modified only when its mode or owner changed.
+func Diff(upper Layer, lower *Merged) ([]Change, error) {
+	var out []Change
+	// Paths whose lower counterpart is hidden by an opaque upper directory.
+	err := WalkLayer(upper, func(p string, e *Entry) error {
+		if p == "." {
+			if lower != nil && IsOpaque(e.Inode) {
+				return deletedBelow(lower, p, e, &out)
+			}
+			return nil
+		}
+		abs := "/" + p
+		var below *Entry
+		if lower != nil {
+			b, err := lower.Lookup(p)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrNotDir) {
+				return err
+			}
+			below = b
+		}
+		if IsWhiteout(e.Inode) {
+			if below != nil {
+				out = append(out, Change{Path: abs, Kind: "deleted", Entry: below})
+				if below.IsDir() {
+					return deletedSubtree(lower, p, below, &out)
+				}
+			}
+			return nil
+		}
+		vis := &Entry{Inode: visible(e.Inode), Layer: 0, LayerName: upper.Name, fs: upper.FS}
+		switch {
+		case below == nil:
+			out = append(out, Change{Path: abs, Kind: "added", Entry: vis})
+		case e.IsDir() && below.IsDir():
+			if e.Mode != below.Mode || e.Uid != below.Uid || e.Gid != below.Gid {
+				out = append(out, Change{Path: abs, Kind: "modified", Entry: vis})
+			}
+		default:
+			out = append(out, Change{Path: abs, Kind: "modified", Entry: vis})
+			if below.IsDir() && !e.IsDir() {
+				if err := deletedSubtree(lower, p, below, &out); err != nil {
+					return err
+				}
+			}
+		}
+		if e.IsDir() && below != nil && below.IsDir() && IsOpaque(e.Inode) {
+			return deletedBelow(lower, p, e, &out)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+// deletedBelow reports the lower names an opaque upper directory hides and
+// the upper directory does not itself contain.
+func deletedBelow(lower *Merged, p string, upperDir *Entry, out *[]Change) error {
+	below, err := lower.Lookup(p)
+	if errors.Is(err, fs.ErrNotExist) || below == nil || !below.IsDir() {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	mine := map[string]bool{}
+	ents, err := upperDir.fs.ReadDirInode(upperDir.Inode)
+	if err != nil {
+		return err
+	}
+	for _, d := range ents {
+		mine[d.Name] = true
+	}
+	lents, err := lower.readDir(below)
+	if err != nil {
+		return err
+	}
+	for _, c := range lents {
+		if mine[c.Name] {
+			continue
+		}
+		cp := join(p, c.Name)
+		*out = append(*out, Change{Path: "/" + cp, Kind: "deleted", Entry: c.Entry})
+		if c.Entry.IsDir() {
+			if err := deletedSubtree(lower, cp, c.Entry, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deletedSubtree reports everything below a deleted lower directory.
+func deletedSubtree(lower *Merged, p string, dir *Entry, out *[]Change) error {
+	return lower.walk(p, dir, func(cp string, e *Entry) error {
+		if cp != p {
+			*out = append(*out, Change{Path: "/" + cp, Kind: "deleted", Entry: e})
+		}
+		return nil
+	})
+}
+
+func join(dir, name string) string {
+	if dir == "." {
+		return name
+	}
+	return dir + "/" + name
+}
