@@ -13,11 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/testutil"
 	"github.com/ctrlift/ctrlift/layers"
 )
@@ -42,38 +40,6 @@ type manifestLine struct {
 func (m manifestLine) String() string {
 	b, _ := json.Marshal(m)
 	return string(b)
-}
-
-// openState opens the STATE partition of a cos-node disk, finding its start
-// in the fixture's own sgdisk listing.
-func openState(t *testing.T, raw, gptTxt string) *ext4.FS {
-	t.Helper()
-	txt, err := os.ReadFile(gptTxt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var start, end int64 = -1, -1
-	for _, l := range strings.Split(string(txt), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 7 && f[0] == "1" && f[len(f)-1] == "STATE" {
-			start, _ = strconv.ParseInt(f[1], 10, 64)
-			end, _ = strconv.ParseInt(f[2], 10, 64)
-		}
-	}
-	if start < 0 {
-		t.Fatal("STATE not found in gpt.txt")
-	}
-	f, err := os.Open(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	sr := io.NewSectionReader(f, start*512, (end-start+1)*512)
-	fsys, err := ext4.NewReader(sr, sr.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fsys
 }
 
 type indexRow struct {
@@ -243,8 +209,7 @@ func TestCOSNodeManifests(t *testing.T) {
 		{"cos-node-live.raw.zst", "manifests-live"},
 	} {
 		t.Run(c.manifests, func(t *testing.T) {
-			raw := testutil.Unzstd(t, testutil.SharedFile(t, filepath.Join("fixtures", "cos-node", c.image)))
-			fsys := openState(t, raw, filepath.Join(base, "expected", "gpt.txt"))
+			fsys := testutil.COSNodeSTATE(t, c.image)
 			for _, row := range readIndex(t, filepath.Join(base, c.manifests, "index.tsv")) {
 				t.Run(row.ns+"/"+row.container, func(t *testing.T) {
 					var ls []layers.Layer

@@ -9,8 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -147,4 +150,38 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// COSNodeSTATE decompresses a cos-node fixture disk (image is
+// "cos-node.raw.zst" or "cos-node-live.raw.zst") and opens its STATE
+// partition, whose start it takes from the fixture's own sgdisk listing.
+func COSNodeSTATE(t testing.TB, image string) *ext4.FS {
+	t.Helper()
+	raw := Unzstd(t, SharedFile(t, filepath.Join("fixtures", "cos-node", image)))
+	txt, err := os.ReadFile(SharedFile(t, filepath.Join("fixtures", "cos-node", "expected", "gpt.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var start, end int64 = -1, -1
+	for _, l := range strings.Split(string(txt), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 7 && f[0] == "1" && f[len(f)-1] == "STATE" {
+			start, _ = strconv.ParseInt(f[1], 10, 64)
+			end, _ = strconv.ParseInt(f[2], 10, 64)
+		}
+	}
+	if start < 0 {
+		t.Fatal("STATE not found in gpt.txt")
+	}
+	f, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	sr := io.NewSectionReader(f, start*512, (end-start+1)*512)
+	fsys, err := ext4.NewReader(sr, sr.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
 }
