@@ -24,10 +24,10 @@ func WalkLayer(l Layer, fn WalkFunc) error {
 	if !root.IsDir() {
 		return fmt.Errorf("layers: layer %s: %s is not a directory; refusing to follow it", l.Name, l.Dir)
 	}
-	return walkLayer(l, ".", &Entry{Inode: root, LayerName: l.Name, fs: l.FS}, fn)
+	return walkLayer(l, ".", &Entry{Inode: root, LayerName: l.Name, fs: l.FS}, fn, seenDirs{})
 }
 
-func walkLayer(l Layer, p string, e *Entry, fn WalkFunc) error {
+func walkLayer(l Layer, p string, e *Entry, fn WalkFunc, seen seenDirs) error {
 	if err := fn(p, e); err != nil {
 		if errors.Is(err, fs.SkipDir) && e.IsDir() {
 			return nil
@@ -36,6 +36,9 @@ func walkLayer(l Layer, p string, e *Entry, fn WalkFunc) error {
 	}
 	if !e.IsDir() {
 		return nil
+	}
+	if err := seen.enter(l.FS, e.Num, p); err != nil {
+		return err
 	}
 	ents, err := l.FS.ReadDirInode(e.Inode)
 	if err != nil {
@@ -51,7 +54,7 @@ func walkLayer(l Layer, p string, e *Entry, fn WalkFunc) error {
 		if p != "." {
 			cp = p + "/" + d.Name
 		}
-		if err := walkLayer(l, cp, &Entry{Inode: in, LayerName: l.Name, fs: l.FS}, fn); err != nil {
+		if err := walkLayer(l, cp, &Entry{Inode: in, LayerName: l.Name, fs: l.FS}, fn, seen); err != nil {
 			return err
 		}
 	}
@@ -169,7 +172,7 @@ func deletedSubtree(lower *Merged, p string, dir *Entry, out *[]Change) error {
 			*out = append(*out, Change{Path: "/" + cp, Kind: "deleted", Entry: e})
 		}
 		return nil
-	})
+	}, seenDirs{})
 }
 
 func join(dir, name string) string {

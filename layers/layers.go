@@ -231,11 +231,31 @@ type WalkFunc func(p string, e *Entry) error
 
 // Walk visits every merged entry: directories before their contents, names
 // in byte order. Returning fs.SkipDir from fn for a directory skips it.
+// A directory reached twice (a loop or a hard-linked directory, both signs
+// of a corrupt filesystem) is an error, so a walk always ends.
 func (m *Merged) Walk(fn WalkFunc) error {
-	return m.walk(".", m.rootEntry(), fn)
+	return m.walk(".", m.rootEntry(), fn, seenDirs{})
 }
 
-func (m *Merged) walk(p string, e *Entry, fn WalkFunc) error {
+// seenDirs records the directory inodes a walk has entered.
+type seenDirs map[dirKey]string
+
+type dirKey struct {
+	fs  *ext4.FS
+	ino uint32
+}
+
+// enter records dir at path p, failing if it was entered before.
+func (s seenDirs) enter(fsys *ext4.FS, ino uint32, p string) error {
+	k := dirKey{fsys, ino}
+	if prev, ok := s[k]; ok {
+		return fmt.Errorf("layers: %s: directory inode %d was already visited at %s: directory loop or hard-linked directory (corrupt filesystem)", p, ino, prev)
+	}
+	s[k] = p
+	return nil
+}
+
+func (m *Merged) walk(p string, e *Entry, fn WalkFunc, seen seenDirs) error {
 	if err := fn(p, e); err != nil {
 		if errors.Is(err, fs.SkipDir) && e.IsDir() {
 			return nil
@@ -244,6 +264,11 @@ func (m *Merged) walk(p string, e *Entry, fn WalkFunc) error {
 	}
 	if !e.IsDir() {
 		return nil
+	}
+	for _, s := range e.dirs {
+		if err := seen.enter(m.layers[s.layer].FS, s.in.Num, p); err != nil {
+			return err
+		}
 	}
 	ents, err := m.readDir(e)
 	if err != nil {
@@ -254,7 +279,7 @@ func (m *Merged) walk(p string, e *Entry, fn WalkFunc) error {
 		if p != "." {
 			cp = p + "/" + c.Name
 		}
-		if err := m.walk(cp, c.Entry, fn); err != nil {
+		if err := m.walk(cp, c.Entry, fn, seen); err != nil {
 			return err
 		}
 	}
