@@ -16,4 +16,6 @@ require (
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/ulikunitz/xz v0.5.15 // indirect
 	golang.org/x/sys v0.45.0 // indirect
+	golang.org/x/term v0.42.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

@@ -25,7 +25,11 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
-	// Each command lives in its own file; add its constructor here.
+		// Each command lives in its own file; add its constructor here.
+		newPartitionsCmd(),
+		newListCmd(), newInfoCmd(),
+		newFSCmd(),
+		newExportCmd(), newDiffCmd(),
 	)
 	return root
 }

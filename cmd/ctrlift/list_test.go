@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctrlift/ctrlift/containerd"
+)
+
+// cosImage returns the compressed cos-node fixture; the CLI decompresses it
+// into $XDG_CACHE_HOME/ctrlift, pointed at a cache shared by test runs.
+func cosImage(t *testing.T) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			t.Fatal("no go.mod")
+		}
+		dir = filepath.Dir(dir)
+	}
+	img := filepath.Join(dir, "..", "shared", "fixtures", "cos-node", "cos-node.raw.zst")
+	if _, err := os.Stat(img); err != nil {
+		t.Skipf("fixture not available: %v", err)
+	}
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(os.TempDir(), "ctrlift-test-cache"))
+	return img
+}
+
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestListContainers(t *testing.T) {
+	img := cosImage(t)
+	out, errOut, err := run(t, "list", "containers", "-i", img)
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want header + 3 containers:\n%s", out)
+	}
+	for _, want := range [][]string{
+		{"prod/frontend-7d9c8b5f4-x2x9z", "frontend", "exited", "137"},
+		{"prod/frontend-7d9c8b5f4-x2x9z", "log-shipper", "exited", "137"},
+		{"batch/report-28391234-7x2kq", "report", "exited", "3"},
+	} {
+		found := false
+		for _, l := range lines[1:] {
+			f := strings.Fields(l)
+			if f[2] == want[0] && f[3] == want[1] && f[len(f)-3] == want[2] && f[len(f)-1] == want[3] {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no row %v in\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "meta.db txid 184 (meta page 0)") || !strings.Contains(errOut, "5 containers hidden (2 sandboxes, 3 in namespace default)") {
+		t.Errorf("stderr:\n%s", errOut)
+	}
+
+	out, _, err = run(t, "list", "containers", "-i", img, "--all", "--no-trunc", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []containerd.Container
+	if err := json.Unmarshal([]byte(out), &all); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, c := range all {
+		kinds[c.Namespace+"/"+c.Kind]++
+		if c.Spec != nil || c.CRIMetadata != nil {
+			t.Errorf("%s: listing carries the heavy fields", c.ID)
+		}
+	}
+	if len(all) != 8 || kinds["k8s.io/sandbox"] != 2 || kinds["default/"] != 3 {
+		t.Errorf("--all: %v", kinds)
+	}
+	// The stable snake_case field names.
+	for _, key := range []string{`"namespace"`, `"snapshot_key"`, `"created_at"`, `"pod_namespace"`, `"container_name"`, `"exit_code"`, `"layers"`, `"log_path"`, `"finished_at"`} {
+		if !strings.Contains(out, key) {
+			t.Errorf("json lacks %s", key)
+		}
+	}
+}
+
+func TestInfoContainer(t *testing.T) {
+	img := cosImage(t)
+	const id = "350ec3c288e914e6f883e41d23ea437e9ebee7c3cb9842efb4fd0806e4ae65b7"
+	out, errOut, err := run(t, "info", "container", "containerd://"+id, "-i", img)
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	var c containerd.Container
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Process struct{ Args []string }
+	}
+	if err := json.Unmarshal(c.Spec, &spec); err != nil || len(spec.Process.Args) == 0 || spec.Process.Args[0] != "/app/server.sh" {
+		t.Errorf("spec: %v %+v", err, spec)
+	}
+	if len(c.Layers) != 4 || c.Layers[0].Path != "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/10/fs" ||
+		c.Layers[3].Path != "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs" {
+		t.Errorf("layers %+v", c.Layers)
+	}
+	if len(c.Mounts) != 3 || c.LogPath == "" || c.CRIMetadata == nil {
+		t.Errorf("mounts %v log %q", c.Mounts, c.LogPath)
+	}
+
+	_, _, err = run(t, "info", "container", "d", "-i", img)
+	if err == nil || !strings.Contains(err.Error(), "matches 2 containers") {
+		t.Errorf("ambiguous ref: %v", err)
+	}
+}
+
+func TestListOthers(t *testing.T) {
+	img := cosImage(t)
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"list", "namespaces"}, []string{"default", "k8s.io"}},
+		{[]string{"list", "images", "-n", "k8s.io"}, []string{"us-central1-docker.pkg.dev/acme-prod/web/frontend:1.4.2", "1491917"}},
+		{[]string{"list", "snapshots", "-n", "default"}, []string{"native-box", "io.containerd.snapshotter.v1.native/snapshots/2 "}},
+		{[]string{"list", "content", "-n", "default"}, []string{"sha256:597bbd6417c487434ff632af28981037e553640f36ec5c52ab7ba699182b0217", "1490552", "yes"}},
+	} {
+		out, errOut, err := run(t, append(tt.args, "-i", img)...)
+		if err != nil {
+			t.Errorf("%v: %v %s", tt.args, err, errOut)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: no %q in\n%s", tt.args, w, out)
+			}
+		}
+	}
+	_, _, err := run(t, "list", "containers", "-i", img, "-p", "OEM")
+	if err == nil || !strings.Contains(err.Error(), "partitions searched: partition 8 \"OEM\"") || !strings.Contains(err.Error(), "var/lib/containerd") {
+		t.Errorf("no root: %v", err)
+	}
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ctrlift/ctrlift/image"
+)
+
+// diskFixture returns a committed disk fixture (zstd-compressed; the
+// commands decompress it themselves) and keeps temporary files of
+// --no-cache in the test's directory.
+func diskFixture(t *testing.T, name string) string {
+	t.Helper()
+	t.Setenv("TMPDIR", t.TempDir())
+	return filepath.Join("..", "..", "testdata", "images", "disk", name+".raw.zst")
+}
+
+func runPartitions(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newPartitionsCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestPartitionsTable(t *testing.T) {
+	out, stderr, err := runPartitions(t, "-i", diskFixture(t, "gpt-badprimary"), "--no-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stderr != "" {
+		t.Errorf("stderr %q: progress must stay off when stderr is not a terminal", stderr)
+	}
+	for _, want := range []string{
+		"gpt-badprimary.raw.zst: 16.0 MiB, 16777216 bytes\n",
+		"Decompressed (zstd) into a temporary file\n",
+		"Layout: gpt, sector size 512 bytes, disk identifier 5A5A0003-0000-4000-8000-000000000000\n",
+		"Warning: primary GPT at LBA 1 is invalid",
+		"NUMBER  NAME   TYPE              START    SIZE     FS       LABEL  UUID\n",
+		"1       STATE  Linux filesystem  1048576  8.0 MiB  ext4     STATE  5a5a0003-0000-4000-8000-0000000000f1\n",
+		"2       DATA   Linux filesystem  9437184  4.0 MiB  unknown  -      -\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPartitionsJSON(t *testing.T) {
+	out, _, err := runPartitions(t, "-i", diskFixture(t, "mbr"), "--no-cache", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d image.Disk
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Layout != "mbr" || len(d.Partitions) != 5 || d.Compression != "zstd" {
+		t.Fatalf("%+v", d)
+	}
+	p := d.Partitions[3]
+	if p.Number != 5 || !p.Logical || p.MBRType != "0x83" || p.Start != 28672*512 || p.FS.Type != "ext2" || p.FS.Label != "logical5" {
+		t.Errorf("partition 5: %+v", p)
+	}
+	// Every field is present, in snake_case.
+	var raw map[string]any
+	json.Unmarshal([]byte(out), &raw)
+	part := raw["partitions"].([]any)[0].(map[string]any)
+	for _, k := range []string{"number", "name", "guid", "type_guid", "mbr_type", "type", "start", "size", "attributes", "bootable", "logical", "truncated", "fs"} {
+		if _, ok := part[k]; !ok {
+			t.Errorf("JSON partition lacks %q", k)
+		}
+	}
+	for _, k := range []string{"path", "raw_path", "compression", "size", "layout", "sector_size", "disk_guid", "warnings", "partitions"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("JSON disk lacks %q", k)
+		}
+	}
+}
+
+func TestPartitionsErrors(t *testing.T) {
+	if _, _, err := runPartitions(t); err == nil || !strings.Contains(err.Error(), "no image given") {
+		t.Errorf("without -i: %v", err)
+	}
+	if _, _, err := runPartitions(t, "-i", diskFixture(t, "mbr"), "-o", "yaml"); err == nil || !strings.Contains(err.Error(), `unknown output format "yaml"`) {
+		t.Errorf("-o yaml: %v", err)
+	}
+	if _, _, err := runPartitions(t, "-i", filepath.Join(t.TempDir(), "missing.raw")); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing image: %v", err)
+	}
+}
+
+// open: the selected partition's ext4, and clear errors otherwise.
+func TestSourceOpen(t *testing.T) {
+	run := func(args ...string) (*openedSource, string, error) {
+		var src sourceFlags
+		var opened *openedSource
+		cmd := &cobra.Command{Use: "x", RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			opened, err = src.open(cmd)
+			return err
+		}}
+		src.register(cmd)
+		var errOut bytes.Buffer
+		cmd.SetErr(&errOut)
+		cmd.SetOut(&errOut)
+		cmd.SetArgs(args)
+		cmd.SilenceUsage, cmd.SilenceErrors = true, true
+		err := cmd.Execute()
+		return opened, errOut.String(), err
+	}
+	gpt := diskFixture(t, "gpt512")
+	o, _, err := run("-i", gpt, "--no-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Partition.Number != 1 || !strings.HasPrefix(o.Describe(), `partition 1 "STATE" (ext4, label "state-fs", 16.0 MiB at byte 1048576)`) {
+		t.Errorf("default partition: %s", o.Describe())
+	}
+	if !strings.Contains(o.Others(), `partition 3 "DATA" (ext3, label "datavol"`) || strings.Contains(o.Others(), `"STATE"`) {
+		t.Errorf("others: %s", o.Others())
+	}
+	if _, err := o.FS.Stat("lost+found"); err != nil {
+		t.Errorf("ext4 of STATE: %v", err)
+	}
+	o.Close()
+
+	o, _, err = run("-i", gpt, "--no-cache", "-p", "datavol")
+	if err != nil || o.Partition.Number != 3 {
+		t.Errorf("-p datavol: %v", err)
+	} else {
+		o.Close()
+	}
+	if _, _, err := run("-i", gpt, "--no-cache", "-p", "EFI-SYSTEM"); err == nil || !strings.Contains(err.Error(), `partition 2 "EFI-SYSTEM" (vfat, label "EFI", 8.0 MiB at byte 17825792) is not an ext2/3/4 filesystem`) {
+		t.Errorf("-p EFI-SYSTEM: %v", err)
+	}
+	if _, _, err := run("-i", gpt, "--no-cache", "-p", "nope"); err == nil || !strings.Contains(err.Error(), `no partition with number, name or label "nope"`) {
+		t.Errorf("-p nope: %v", err)
+	}
+	o, stderr, err := run("-i", diskFixture(t, "gpt-badprimary"), "--no-cache")
+	if err != nil || !strings.HasPrefix(stderr, "warning: primary GPT at LBA 1 is invalid") {
+		t.Errorf("warnings on stderr: %q, %v", stderr, err)
+	}
+	if o != nil {
+		o.Close()
+	}
+}
