@@ -117,17 +117,17 @@ func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
 // Changes writes one layer (a container's writable snapshot) as an OCI
 // layer tar: whiteouts become ".wh.<name>" and opaque directories get a
 // ".wh..wh..opq" entry, so the tar applies on top of the image's layers.
-func Changes(out io.Writer, l layers.Layer, opt Options) (*Stats, error) {
+func Changes(out io.Writer, l layers.Layer, rules layers.Options, opt Options) (*Stats, error) {
 	w := newWriter(out, opt)
-	err := layers.WalkLayer(l, func(p string, e *layers.Entry) error {
-		if layers.IsWhiteout(e.Inode) {
+	err := layers.WalkLayer(l, rules, func(p string, e *layers.Entry) error {
+		if e.Whiteout {
 			dir, name := path.Split(p)
 			return w.marker(dir+".wh."+name, e.Inode, l.Name)
 		}
 		if err := w.add(p, e.Inode, e.FS(), l.Name); err != nil {
 			return err
 		}
-		if e.IsDir() && layers.IsOpaque(e.Inode) {
+		if e.Opaque {
 			mp := ".wh..wh..opq"
 			if p != "." {
 				mp = p + "/" + mp

@@ -10,13 +10,12 @@ import (
 	"github.com/ctrlift/ctrlift/image/ext4"
 )
 
-// IsOpaque reports whether directory in is marked opaque for overlayfs.
-func IsOpaque(in *ext4.Inode) bool { return in.IsDir() && opaque(in) }
-
 // WalkLayer visits one layer's own tree, as stored: whiteouts and opaque
 // markers are reported as they are, nothing is merged. Entries come
-// directories first, names in byte order; inodes keep all their xattrs.
-func WalkLayer(l Layer, fn WalkFunc) error {
+// directories first, names in byte order; inodes keep all their xattrs, and
+// Entry.Whiteout and Entry.Opaque tell the markers under opt's rules.
+func WalkLayer(l Layer, opt Options, fn WalkFunc) error {
+	r := opt.rules()
 	root, err := l.FS.Lookup(l.Dir)
 	if err != nil {
 		return fmt.Errorf("layers: layer %s: directory %s: %w", l.Name, l.Dir, err)
@@ -24,10 +23,13 @@ func WalkLayer(l Layer, fn WalkFunc) error {
 	if !root.IsDir() {
 		return fmt.Errorf("layers: layer %s: %s is not a directory; refusing to follow it", l.Name, l.Dir)
 	}
-	return walkLayer(l, ".", &Entry{Inode: root, LayerName: l.Name, fs: l.FS}, fn, seenDirs{})
+	if err := r.check(root, l.Name, "/"); err != nil {
+		return err
+	}
+	return walkLayer(l, r, ".", &Entry{Inode: root, LayerName: l.Name, fs: l.FS, Opaque: r.opaque(root)}, fn, seenDirs{})
 }
 
-func walkLayer(l Layer, p string, e *Entry, fn WalkFunc, seen seenDirs) error {
+func walkLayer(l Layer, r rules, p string, e *Entry, fn WalkFunc, seen seenDirs) error {
 	if err := fn(p, e); err != nil {
 		if errors.Is(err, fs.SkipDir) && e.IsDir() {
 			return nil
@@ -45,16 +47,18 @@ func walkLayer(l Layer, p string, e *Entry, fn WalkFunc, seen seenDirs) error {
 		return fmt.Errorf("layers: layer %s: %s: %w", l.Name, p, err)
 	}
 	slices.SortFunc(ents, func(a, b ext4.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	parentX := r.xwhiteouts(e.Inode)
 	for _, d := range ents {
 		in, err := l.FS.Inode(d.Ino)
 		if err != nil {
 			return fmt.Errorf("layers: layer %s: %s/%s: %w", l.Name, p, d.Name, err)
 		}
-		cp := d.Name
-		if p != "." {
-			cp = p + "/" + d.Name
+		cp := join(p, d.Name)
+		if err := r.check(in, l.Name, cp); err != nil {
+			return err
 		}
-		if err := walkLayer(l, cp, &Entry{Inode: in, LayerName: l.Name, fs: l.FS}, fn, seen); err != nil {
+		ce := &Entry{Inode: in, LayerName: l.Name, fs: l.FS, Whiteout: r.whiteout(in, parentX), Opaque: r.opaque(in)}
+		if err := walkLayer(l, r, cp, ce, fn, seen); err != nil {
 			return err
 		}
 	}
@@ -72,15 +76,12 @@ type Change struct {
 // it (lower may be nil for a container without an image). Deleted paths are
 // the whited-out names and whatever an opaque directory hides below; a
 // directory counts as modified only when its mode or owner changed.
-func Diff(upper Layer, lower *Merged) ([]Change, error) {
+func Diff(upper Layer, lower *Merged, opt Options) ([]Change, error) {
 	var out []Change
-	// Paths whose lower counterpart is hidden by an opaque upper directory.
-	err := WalkLayer(upper, func(p string, e *Entry) error {
+	r := opt.rules()
+	err := WalkLayer(upper, opt, func(p string, e *Entry) error {
 		if p == "." {
-			if lower != nil && IsOpaque(e.Inode) {
-				return deletedBelow(lower, p, e, &out)
-			}
-			return nil
+			return nil // the kernel ignores an opaque mark on a layer's root
 		}
 		abs := "/" + p
 		var below *Entry
@@ -91,7 +92,7 @@ func Diff(upper Layer, lower *Merged) ([]Change, error) {
 			}
 			below = b
 		}
-		if IsWhiteout(e.Inode) {
+		if e.Whiteout {
 			if below != nil {
 				out = append(out, Change{Path: abs, Kind: "deleted", Entry: below})
 				if below.IsDir() {
@@ -100,7 +101,7 @@ func Diff(upper Layer, lower *Merged) ([]Change, error) {
 			}
 			return nil
 		}
-		vis := &Entry{Inode: visible(e.Inode), Layer: 0, LayerName: upper.Name, fs: upper.FS}
+		vis := &Entry{Inode: r.visible(e.Inode), Layer: 0, LayerName: upper.Name, fs: upper.FS}
 		switch {
 		case below == nil:
 			out = append(out, Change{Path: abs, Kind: "added", Entry: vis})
@@ -116,7 +117,7 @@ func Diff(upper Layer, lower *Merged) ([]Change, error) {
 				}
 			}
 		}
-		if e.IsDir() && below != nil && below.IsDir() && IsOpaque(e.Inode) {
+		if e.IsDir() && below != nil && below.IsDir() && e.Opaque {
 			return deletedBelow(lower, p, e, &out)
 		}
 		return nil

@@ -23,7 +23,7 @@ func TestDiffCOSNodeFrontend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changes, err := Diff(ls[0], lower)
+	changes, err := Diff(ls[0], lower, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

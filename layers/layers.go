@@ -4,8 +4,10 @@
 // Rules, as the kernel applies them:
 //   - a character device 0:0 in a layer (a whiteout) deletes the name from
 //     the layers below;
-//   - a directory with trusted.overlay.opaque=y (or user.overlay.opaque=y)
-//     hides everything below it;
+//   - a directory with trusted.overlay.opaque=y hides everything below it
+//     (user.overlay.* instead of trusted.overlay.* for rootless mounts);
+//   - a zero-size file with trusted.overlay.whiteout in a directory marked
+//     for it (Linux 6.7+ xattr whiteouts) is a whiteout too;
 //   - the topmost copy of a directory gives its metadata; a non-directory
 //     hides everything of the same name below;
 //   - trusted.overlay.* xattrs are overlay internals and are dropped.
@@ -44,12 +46,20 @@ type Options struct {
 	// GKE image streaming layers that never reached the disk) instead of
 	// failing.
 	AllowMissing bool
+	// UserXattr reads the overlay markers from user.overlay.* instead of
+	// trusted.overlay.*, as a rootless (userxattr) overlay mount does.
+	UserXattr bool
 }
+
+// ErrUnsupported marks layers using overlayfs features that cannot be
+// merged faithfully without the kernel (redirect_dir, metacopy).
+var ErrUnsupported = errors.New("unsupported overlayfs feature")
 
 // Merged is the union of layers, top first. It implements fs.FS,
 // fs.ReadDirFS, fs.StatFS and fs.ReadLinkFS; Stat does not follow
 // symlinks. FileInfo.Sys returns *Entry.
 type Merged struct {
+	rules    rules
 	layers   []Layer
 	roots    []source
 	Warnings []string
@@ -69,6 +79,10 @@ type Entry struct {
 	LayerName string // Layer.Name
 	fs        *ext4.FS
 	dirs      []source // for directories: the contributing layer dirs, top first
+
+	// Set by WalkLayer, which does not merge: the entry is a whiteout, or an
+	// opaque directory.
+	Whiteout, Opaque bool
 }
 
 // FS returns the filesystem holding the entry's data.
@@ -85,7 +99,7 @@ func New(layers []Layer, opt Options) (*Merged, error) {
 	if len(layers) == 0 {
 		return nil, errors.New("layers: no layers")
 	}
-	m := &Merged{layers: layers}
+	m := &Merged{layers: layers, rules: opt.rules()}
 	for i, l := range layers {
 		in, err := l.FS.Lookup(l.Dir)
 		if err != nil {
@@ -98,10 +112,11 @@ func New(layers []Layer, opt Options) (*Merged, error) {
 		if !in.IsDir() {
 			return nil, fmt.Errorf("layers: layer %d (%s): %s is not a directory (mode %#o); refusing to follow it", i, l.Name, l.Dir, in.Mode)
 		}
-		m.roots = append(m.roots, source{layer: i, in: in})
-		if opaque(in) {
-			break
+		if err := m.rules.check(in, l.Name, "/"); err != nil {
+			return nil, err
 		}
+		// The kernel merges every layer's root, opaque or not.
+		m.roots = append(m.roots, source{layer: i, in: in})
 	}
 	if len(m.roots) == 0 {
 		return nil, errors.New("layers: no layer directory is present")
@@ -117,44 +132,9 @@ func IsWhiteout(in *ext4.Inode) bool {
 	return in.IsCharDev() && in.RdevMajor == 0 && in.RdevMinor == 0
 }
 
-func opaque(in *ext4.Inode) bool {
-	for _, n := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-		if v, ok := in.Xattr(n); ok && string(v) == "y" {
-			return true
-		}
-	}
-	return false
-}
-
-// visible drops overlay internals from the inode's xattrs, on a copy.
-func visible(in *ext4.Inode) *ext4.Inode {
-	keep := true
-	for _, x := range in.Xattrs {
-		if isOverlayXattr(x.Name) {
-			keep = false
-			break
-		}
-	}
-	if keep {
-		return in
-	}
-	c := *in
-	c.Xattrs = nil
-	for _, x := range in.Xattrs {
-		if !isOverlayXattr(x.Name) {
-			c.Xattrs = append(c.Xattrs, x)
-		}
-	}
-	return &c
-}
-
-func isOverlayXattr(name string) bool {
-	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
-}
-
 func (m *Merged) rootEntry() *Entry {
 	top := m.roots[0]
-	return &Entry{Inode: visible(top.in), Layer: top.layer, LayerName: m.layers[top.layer].Name, fs: m.layers[top.layer].FS, dirs: m.roots}
+	return &Entry{Inode: m.rules.visible(top.in), Layer: top.layer, LayerName: m.layers[top.layer].Name, fs: m.layers[top.layer].FS, dirs: m.roots}
 }
 
 // lookup finds name in the merged directory dir. It returns nil, nil when
@@ -162,19 +142,22 @@ func (m *Merged) rootEntry() *Entry {
 func (m *Merged) lookup(dir *Entry, name string) (*Entry, error) {
 	var found *Entry
 	for _, s := range dir.dirs {
-		lfs := m.layers[s.layer].FS
-		in, err := lfs.LookupAt(s.in, name)
+		l := m.layers[s.layer]
+		in, err := l.FS.LookupAt(s.in, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("layers: layer %d (%s): %w", s.layer, m.layers[s.layer].Name, err)
+			return nil, fmt.Errorf("layers: layer %d (%s): %w", s.layer, l.Name, err)
 		}
-		if IsWhiteout(in) {
+		if err := m.rules.check(in, l.Name, name); err != nil {
+			return nil, err
+		}
+		if m.rules.whiteout(in, m.rules.xwhiteouts(s.in)) {
 			break
 		}
 		if found == nil {
-			found = &Entry{Inode: visible(in), Layer: s.layer, LayerName: m.layers[s.layer].Name, fs: lfs}
+			found = &Entry{Inode: m.rules.visible(in), Layer: s.layer, LayerName: l.Name, fs: l.FS}
 			if !in.IsDir() {
 				break
 			}
@@ -182,7 +165,7 @@ func (m *Merged) lookup(dir *Entry, name string) (*Entry, error) {
 			break // a lower non-directory is hidden by the directory above
 		}
 		found.dirs = append(found.dirs, source{layer: s.layer, in: in})
-		if opaque(in) {
+		if m.rules.opaque(in) {
 			break
 		}
 	}

@@ -65,7 +65,7 @@ are never followed. REF is as for "info container".`,
 					return err
 				}
 			}
-			changes, err := layers.Diff(ls[0], lower)
+			changes, err := layers.Diff(ls[0], lower, layers.Options{})
 			if err != nil {
 				return err
 			}

@@ -275,7 +275,7 @@ func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *expo
 	start := time.Now()
 	var stats *export.Stats
 	if ef.changes {
-		stats, err = export.Changes(cw, ls[0], opt)
+		stats, err = export.Changes(cw, ls[0], layers.Options{}, opt)
 	} else {
 		stats, err = export.Tar(cw, m, opt)
 	}

@@ -1,0 +1,93 @@
+package layers
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ctrlift/ctrlift/image/ext4"
+)
+
+// rules are the overlayfs markers in force: trusted.overlay.* for a normal
+// mount (containerd's default), user.overlay.* for a userxattr (rootless)
+// mount. A marker of the other namespace is an ordinary xattr: the kernel
+// ignores it, so must we, or a container could hide files from an export
+// by setting user.overlay.opaque on a directory.
+type rules struct{ prefix string }
+
+func (o Options) rules() rules {
+	if o.UserXattr {
+		return rules{prefix: "user.overlay."}
+	}
+	return rules{prefix: "trusted.overlay."}
+}
+
+func (r rules) xattr(in *ext4.Inode, name string) (string, bool) {
+	v, ok := in.Xattr(r.prefix + name)
+	return string(v), ok
+}
+
+// opaque: the directory hides everything below it.
+func (r rules) opaque(in *ext4.Inode) bool {
+	v, _ := r.xattr(in, "opaque")
+	return in.IsDir() && v == "y"
+}
+
+// xwhiteouts: the directory may hold xattr whiteouts (Linux 6.7+: marked
+// by overlay.whiteouts, since 6.8 by overlay.opaque=x).
+func (r rules) xwhiteouts(dir *ext4.Inode) bool {
+	if _, ok := r.xattr(dir, "whiteouts"); ok {
+		return true
+	}
+	v, _ := r.xattr(dir, "opaque")
+	return v == "x"
+}
+
+// whiteout: the name is deleted from the layers below. parentX says the
+// entry's directory in the same layer allows xattr whiteouts.
+func (r rules) whiteout(in *ext4.Inode, parentX bool) bool {
+	if IsWhiteout(in) {
+		return true
+	}
+	if parentX && in.IsRegular() && in.Size == 0 {
+		_, ok := r.xattr(in, "whiteout")
+		return ok
+	}
+	return false
+}
+
+// check refuses the overlayfs features containerd does not use and whose
+// merge needs the kernel's file handles: redirect_dir and metacopy.
+// Exporting such a layer without them would silently give wrong data.
+func (r rules) check(in *ext4.Inode, layer string, path string) error {
+	for _, f := range []string{"redirect", "metacopy"} {
+		if _, ok := r.xattr(in, f); ok {
+			return fmt.Errorf("layers: layer %s: %s has %s%s: overlayfs %s is not supported (containerd does not use it): %w", layer, path, r.prefix, f, f, ErrUnsupported)
+		}
+	}
+	return nil
+}
+
+// visible drops overlay internals from the inode's xattrs, on a copy:
+// trusted.overlay.* always, user.overlay.* under userxattr rules.
+func (r rules) visible(in *ext4.Inode) *ext4.Inode {
+	internal := func(name string) bool {
+		return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, r.prefix)
+	}
+	n := 0
+	for _, x := range in.Xattrs {
+		if !internal(x.Name) {
+			n++
+		}
+	}
+	if n == len(in.Xattrs) {
+		return in
+	}
+	c := *in
+	c.Xattrs = make([]ext4.Xattr, 0, n)
+	for _, x := range in.Xattrs {
+		if !internal(x.Name) {
+			c.Xattrs = append(c.Xattrs, x)
+		}
+	}
+	return &c
+}
