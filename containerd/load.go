@@ -241,12 +241,17 @@ func (s *State) loadSnapshotters(m *MetaDB) {
 			sdb, err = ReadSnapshotterDB(data)
 		}
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			missing := errors.Is(err, fs.ErrNotExist)
+			if missing {
 				info.Error = "no metadata.db"
 			} else {
 				info.Error = err.Error()
 			}
-			s.Warnings = append(s.Warnings, fmt.Sprintf("snapshotter %s: %s: %s", name, p, info.Error))
+			// An idle plugin directory without a database is normal; only a
+			// snapshotter that meta.db refers to must have one.
+			if !missing || slices.Contains(used, name) {
+				s.Warnings = append(s.Warnings, fmt.Sprintf("snapshotter %s: %s: %s", name, p, info.Error))
+			}
 			s.Snapshotters = append(s.Snapshotters, info)
 			continue
 		}

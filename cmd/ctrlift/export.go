@@ -116,6 +116,7 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 		}
 		return exportLayers(cmd, ls, ef.output, ef)
 	}
+	cf.quiet = ef.quiet
 	st, fsys, done, err := loadStateFS(cmd, src, cf)
 	if err != nil {
 		return err

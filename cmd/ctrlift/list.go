@@ -24,6 +24,7 @@ type ctrdFlags struct {
 	root      string // --containerd-root
 	namespace string // -n
 	output    string // -o
+	quiet     bool   // no source line on stderr (export -q)
 }
 
 func (f *ctrdFlags) register(cmd *cobra.Command) {
@@ -124,7 +125,9 @@ func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*container
 		return nil, nil, nil, err
 	}
 	stderr := cmd.ErrOrStderr()
-	fmt.Fprintf(stderr, "containerd root %s on %s; meta.db txid %d (meta page %d)\n", st.Root, describePartition(part), st.MetaDB.TxID, st.MetaDB.MetaPage)
+	if !f.quiet {
+		fmt.Fprintf(stderr, "containerd root %s on %s; meta.db txid %d (meta page %d)\n", st.Root, describePartition(part), st.MetaDB.TxID, st.MetaDB.MetaPage)
+	}
 	for _, w := range st.Warnings {
 		fmt.Fprintln(stderr, "ctrlift: warning:", w)
 	}
