@@ -1,0 +1,705 @@
+package hostile
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// Outcomes of a run or a variant, worst last.
+const (
+	OutcomeOK      = "success"
+	OutcomeError   = "clean error"
+	OutcomeUnclear = "unclear error" // exit 1 without a one-line "ctrlift:" error
+	OutcomeOutput  = "bad output"    // success, but the export is not a readable tar
+	OutcomeWrite   = "stray write"   // wrote outside the output path, or changed the image
+	OutcomeCrash   = "crash"         // killed by a signal or an unexpected exit code
+	OutcomePanic   = "panic"         // a Go panic, fatal error or stack trace
+	OutcomeMemory  = "memory"        // peak RSS over the limit or out of memory
+	OutcomeTimeout = "timeout"       // over the wall-clock limit
+)
+
+// OutcomeOrder lists outcomes from best to worst, for reports.
+var OutcomeOrder = []string{OutcomeOK, OutcomeError, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash, OutcomePanic, OutcomeMemory, OutcomeTimeout}
+
+func rank(o string) int {
+	for i, x := range OutcomeOrder {
+		if x == o {
+			return i
+		}
+	}
+	return len(OutcomeOrder)
+}
+
+// Failed reports whether an outcome breaks ctrlift's promises.
+func Failed(o string) bool { return rank(o) >= rank(OutcomeUnclear) }
+
+// Config is how children are run.
+type Config struct {
+	Bin       string        // ctrlift binary
+	Limiter   string        // limitexec binary
+	Timeout   time.Duration // wall clock per run
+	MaxRSS    int64         // peak resident set, bytes
+	AddrSpace uint64        // RLIMIT_AS: the Go runtime reserves ~0.6 GiB of address space up front
+	FileSize  uint64        // RLIMIT_FSIZE: bounds what a runaway export can write
+	UID, GID  int           // run as this user when >= 0 (the harness runs as root)
+	MaxCtrs   int           // containers exercised per variant
+}
+
+// Run is one child process.
+type Run struct {
+	Args    []string
+	Exit    int
+	Signal  string
+	Stdout  []byte
+	Stderr  string
+	MaxRSS  int64
+	Wall    time.Duration
+	Outcome string
+	ErrLine string // the error line, without "ctrlift: "
+	Problem string
+}
+
+// Result is the outcome of one variant.
+type Result struct {
+	V        *Variant
+	Runs     []Run
+	Outcome  string
+	Problems []string
+	Wall     time.Duration
+}
+
+func (r *Result) fail(outcome, format string, args ...any) {
+	if rank(outcome) > rank(r.Outcome) {
+		r.Outcome = outcome
+	}
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// Worker runs variants one after another in its own directory.
+type Worker struct {
+	cfg    *Config
+	dir    string
+	imgDir string // where the variant images live ("next to the evidence")
+	copies map[string]string
+}
+
+// NewWorker prepares a worker directory under dir.
+func NewWorker(cfg *Config, dir string) (*Worker, error) {
+	w := &Worker{cfg: cfg, dir: dir, imgDir: filepath.Join(dir, "img"), copies: map[string]string{}}
+	if err := os.MkdirAll(w.imgDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := w.own(w.imgDir); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// own gives a path to the child user, so that it could write there: the
+// checks then see whether it did.
+func (w *Worker) own(p string) error {
+	if w.cfg.UID < 0 {
+		return nil
+	}
+	return os.Lchown(p, w.cfg.UID, w.cfg.GID)
+}
+
+// working returns the worker's copy of base, creating it.
+func (w *Worker) working(b *Base) (string, error) {
+	if p, ok := w.copies[b.Name]; ok {
+		return p, nil
+	}
+	p := filepath.Join(w.imgDir, b.Name+".img")
+	if err := CopySparse(p, b.f, 0, b.Size); err != nil {
+		return "", err
+	}
+	if err := w.own(p); err != nil {
+		return "", err
+	}
+	w.copies[b.Name] = p
+	return p, nil
+}
+
+type fileState struct {
+	size         int64
+	mtime, ctime unix.Timespec
+	ino          uint64
+	sum          [32]byte
+}
+
+// stateOf fingerprints a file: stat times (any write changes ctime) and a
+// SHA-256 of its data extents.
+func stateOf(p string) (fileState, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return fileState{}, err
+	}
+	fs := fileState{size: st.Size, mtime: st.Mtim, ctime: st.Ctim, ino: st.Ino}
+	f, err := os.Open(p)
+	if err != nil {
+		return fs, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for pos := int64(0); pos < st.Size; {
+		d, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+		if err != nil {
+			break
+		}
+		e, err := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
+		if err != nil {
+			return fs, err
+		}
+		fmt.Fprintf(h, "%d:", d)
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, d, e-d), buf); err != nil {
+			return fs, err
+		}
+		pos = e
+	}
+	copy(fs.sum[:], h.Sum(nil))
+	return fs, nil
+}
+
+// prepare writes the variant image and returns its path and an undo.
+func (w *Worker) prepare(v *Variant) (string, func() error, error) {
+	if v.Truncate >= 0 {
+		p := filepath.Join(w.imgDir, "truncated.img")
+		if err := CopySparse(p, v.Base.f, 0, v.Truncate); err != nil {
+			return "", nil, err
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, pt := range v.Patches {
+			if pt.Off < v.Truncate {
+				d := pt.Data[:min(int64(len(pt.Data)), v.Truncate-pt.Off)]
+				if _, err := f.WriteAt(d, pt.Off); err != nil {
+					f.Close()
+					return "", nil, err
+				}
+			}
+		}
+		if err := f.Close(); err != nil {
+			return "", nil, err
+		}
+		return p, func() error { return os.Remove(p) }, w.own(p)
+	}
+	p, err := w.working(v.Base)
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	for _, pt := range v.Patches {
+		if _, err := f.WriteAt(pt.Data, pt.Off); err != nil {
+			return "", nil, err
+		}
+	}
+	undo := func() error {
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		for i := len(v.Patches) - 1; i >= 0; i-- {
+			pt := v.Patches[i]
+			orig := make([]byte, len(pt.Data))
+			v.Base.ReadAt(orig, pt.Off)
+			if _, err := f.WriteAt(orig, pt.Off); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		return f.Close()
+	}
+	return p, undo, nil
+}
+
+// discard forgets a working copy that may have been changed.
+func (w *Worker) discard(b *Base) {
+	if p, ok := w.copies[b.Name]; ok {
+		os.Remove(p)
+		delete(w.copies, b.Name)
+	}
+}
+
+// Check runs ctrlift on variant v and checks every promise.
+func (w *Worker) Check(v *Variant) *Result {
+	start := time.Now()
+	res := &Result{V: v, Outcome: OutcomeOK}
+	defer func() { res.Wall = time.Since(start) }()
+	img, undo, err := w.prepare(v)
+	if err != nil {
+		res.fail(OutcomeCrash, "harness: preparing variant: %v", err)
+		return res
+	}
+	before, err := stateOf(img)
+	if err != nil {
+		res.fail(OutcomeCrash, "harness: %v", err)
+		return res
+	}
+	run := filepath.Join(w.dir, "run")
+	os.RemoveAll(run)
+	dirs := map[string]string{}
+	for _, d := range []string{"cwd", "home", "tmp", "out"} {
+		dirs[d] = filepath.Join(run, d)
+		os.MkdirAll(dirs[d], 0o755)
+		w.own(dirs[d])
+	}
+	w.runAll(v, img, dirs, res)
+
+	after, err := stateOf(img)
+	switch {
+	case err != nil:
+		res.fail(OutcomeWrite, "image file: %v", err)
+	case after != before:
+		res.fail(OutcomeWrite, "image file changed: size %d -> %d, sha256 %x -> %x", before.size, after.size, before.sum[:6], after.sum[:6])
+	}
+	// Nothing may appear next to the image, in the working directory, in
+	// HOME or TMPDIR; only out/ holds what was asked for.
+	want := map[string]bool{filepath.Base(img): true}
+	for _, p := range w.copies {
+		want[filepath.Base(p)] = true
+	}
+	ents, _ := os.ReadDir(w.imgDir)
+	for _, e := range ents {
+		if !want[e.Name()] {
+			res.fail(OutcomeWrite, "file %q appeared next to the image", e.Name())
+			os.RemoveAll(filepath.Join(w.imgDir, e.Name()))
+		}
+	}
+	for _, d := range []string{"cwd", "home", "tmp"} {
+		filepath.WalkDir(dirs[d], func(p string, e os.DirEntry, err error) error {
+			if p != dirs[d] {
+				res.fail(OutcomeWrite, "%s appeared in %s", strings.TrimPrefix(p, run+"/"), d)
+			}
+			return nil
+		})
+	}
+	changed := err != nil || after != before
+	switch {
+	case v.Truncate >= 0:
+		undo()
+	case changed:
+		w.discard(v.Base)
+	default:
+		if err := undo(); err != nil {
+			res.fail(OutcomeCrash, "harness: undo: %v", err)
+			w.discard(v.Base)
+		}
+	}
+	os.RemoveAll(run)
+	return res
+}
+
+func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Result) {
+	out := dirs["out"]
+	do := func(args ...string) *Run {
+		r := w.exec(args, dirs)
+		res.Runs = append(res.Runs, *r)
+		if r.Outcome != OutcomeOK && r.Outcome != OutcomeError {
+			res.fail(r.Outcome, "ctrlift %s: %s", strings.Join(r.Args, " "), r.Problem)
+		}
+		return r
+	}
+	do("partitions", "-i", img)
+	list := do("list", "containers", "--all", "-o", "json", "-i", img)
+	switch v.Base.Kind {
+	case KindContainerd:
+	default:
+		args := []string{"export", "-i", img, "--layer-dirs", ".", "-o", filepath.Join(out, "fs.tar")}
+		if v.R.IntN(2) == 0 {
+			args = append(args, "--manifest", filepath.Join(out, "fs.jsonl"))
+		}
+		if r := do(args...); r.Outcome == OutcomeOK {
+			w.checkTar(res, filepath.Join(out, "fs.tar"))
+		}
+		return
+	}
+	var ctrs []Container
+	if list.Outcome == OutcomeOK {
+		var rows []struct {
+			Namespace string `json:"namespace"`
+			ID        string `json:"id"`
+		}
+		if err := json.Unmarshal(list.Stdout, &rows); err != nil {
+			res.fail(OutcomeOutput, "list containers -o json: %v", err)
+		}
+		for _, r := range rows {
+			if !strings.ContainsRune(r.ID+r.Namespace, 0) && r.ID != "" {
+				ctrs = append(ctrs, Container{r.Namespace, r.ID})
+			}
+		}
+	} else if len(v.Base.Containers) > 0 {
+		// Every command fails where list did; one container shows it.
+		ctrs = v.Base.Containers[:1]
+	}
+	if len(ctrs) > w.cfg.MaxCtrs {
+		v.R.Shuffle(len(ctrs), func(i, j int) { ctrs[i], ctrs[j] = ctrs[j], ctrs[i] })
+		ctrs = ctrs[:w.cfg.MaxCtrs]
+	}
+	for i, c := range ctrs {
+		ref := []string{"-n", c.Namespace, c.ID}
+		if c.Namespace == "" || strings.HasPrefix(c.Namespace, "-") {
+			ref = []string{c.ID}
+		}
+		do(append([]string{"info", "container", "-i", img}, ref...)...)
+		do(append([]string{"diff", "-o", "jsonl", "-i", img}, ref...)...)
+		tarPath := filepath.Join(out, fmt.Sprintf("c%d.tar", i))
+		args := append([]string{"export", "-i", img}, ref...)
+		switch v.R.IntN(6) {
+		case 0:
+			args = append(args, "--changes")
+		case 1:
+			args = append(args, "--manifest", filepath.Join(out, fmt.Sprintf("c%d.jsonl", i)))
+		case 2:
+			tarPath += ".zst"
+		}
+		args = append(args, "-o", tarPath)
+		if r := do(args...); r.Outcome == OutcomeOK {
+			w.checkTar(res, tarPath)
+		}
+	}
+	if v.R.IntN(8) == 0 {
+		do("export", "-i", img, "--all", "--all-containers", "-d", filepath.Join(out, "all"))
+	}
+}
+
+// checkTar reads a successful export back.
+func (w *Worker) checkTar(res *Result, p string) {
+	f, err := os.Open(p)
+	if err != nil {
+		res.fail(OutcomeOutput, "export succeeded but %s: %v", filepath.Base(p), err)
+		return
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(p, ".zst") {
+		d, err := zstd.NewReader(f)
+		if err != nil {
+			res.fail(OutcomeOutput, "%s: %v", filepath.Base(p), err)
+			return
+		}
+		defer d.Close()
+		r = d
+	}
+	tr := tar.NewReader(r)
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			res.fail(OutcomeOutput, "export succeeded but %s is not a valid tar: %v", filepath.Base(p), err)
+			return
+		}
+	}
+}
+
+var (
+	stackRE = regexp.MustCompile(`(?m)^(panic: |fatal error: |goroutine \d+ \[|\t.*\.go:\d+|runtime error|\[signal SIG)|SIGSEGV|SIGBUS`)
+	oomRE   = regexp.MustCompile(`out of memory|cannot allocate memory`)
+)
+
+// exec runs one ctrlift command in a child process and classifies it.
+func (w *Worker) exec(args []string, dirs map[string]string) *Run {
+	r := &Run{Args: args}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+	defer cancel()
+	argv := []string{
+		fmt.Sprintf("-as=%d", w.cfg.AddrSpace), fmt.Sprintf("-fsize=%d", w.cfg.FileSize),
+		fmt.Sprintf("-cpu=%d", int(w.cfg.Timeout.Seconds())*3), "--", w.cfg.Bin,
+	}
+	cmd := exec.CommandContext(ctx, w.cfg.Limiter, append(argv, args...)...)
+	cmd.Dir = dirs["cwd"]
+	cmd.Env = []string{
+		"PATH=/usr/bin:/bin", "LANG=C", "HOME=" + dirs["home"], "XDG_CACHE_HOME=" + filepath.Join(dirs["home"], ".cache"),
+		"TMPDIR=" + dirs["tmp"],
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if w.cfg.UID >= 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(w.cfg.UID), Gid: uint32(w.cfg.GID), NoSetGroups: true}
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	stdout := &capBuffer{max: 8 << 20}
+	stderr := &capBuffer{max: 1 << 20}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	start := time.Now()
+	err := cmd.Run()
+	r.Wall = time.Since(start)
+	r.Stdout, r.Stderr = stdout.Bytes(), stderr.String()
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			r.MaxRSS = ru.Maxrss * 1024
+		}
+		r.Exit = ps.ExitCode()
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.Signal = ws.Signal().String()
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		r.Outcome, r.Problem = OutcomeTimeout, fmt.Sprintf("still running after %v", w.cfg.Timeout)
+	case r.MaxRSS > w.cfg.MaxRSS || oomRE.MatchString(r.Stderr) && stackRE.MatchString(r.Stderr):
+		r.Outcome, r.Problem = OutcomeMemory, fmt.Sprintf("peak RSS %d MiB; %s", r.MaxRSS>>20, clip(r.Stderr, 1500))
+	case stackRE.MatchString(r.Stderr):
+		r.Outcome, r.Problem = OutcomePanic, clip(r.Stderr, 1500)
+	case r.Signal != "":
+		r.Outcome, r.Problem = OutcomeCrash, "killed by "+r.Signal
+	case err != nil && r.Exit != 1:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			r.Outcome, r.Problem = OutcomeCrash, "harness: "+err.Error()
+		} else {
+			r.Outcome, r.Problem = OutcomeCrash, fmt.Sprintf("exit status %d: %s", r.Exit, lastLine(r.Stderr))
+		}
+	case r.Exit == 1:
+		line, ok := errorLine(r.Stderr)
+		r.ErrLine = line
+		if ok {
+			r.Outcome = OutcomeError
+		} else {
+			r.Outcome, r.Problem = OutcomeUnclear, fmt.Sprintf("no one-line error: %q", clip(r.Stderr, 300))
+		}
+	default:
+		r.Outcome = OutcomeOK
+	}
+	return r
+}
+
+// errorLine finds the error ctrlift printed: the last line starting with
+// "ctrlift: " that is not a warning. Only indented detail lines (candidate
+// lists, partitions searched) may follow it.
+func errorLine(stderr string) (string, bool) {
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	at := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "ctrlift: ") && !strings.HasPrefix(l, "ctrlift: warning:") {
+			at = i
+		}
+	}
+	if at < 0 {
+		return "", false
+	}
+	for _, l := range lines[at+1:] {
+		if !strings.HasPrefix(l, "  ") {
+			return strings.TrimPrefix(lines[at], "ctrlift: "), false
+		}
+	}
+	return strings.TrimPrefix(lines[at], "ctrlift: "), true
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return clip(s, 200)
+}
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return clip(l[len(l)-1], 200)
+}
+
+func firstMatchLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if stackRE.MatchString(l) {
+			return clip(l, 200)
+		}
+	}
+	return firstLine(s)
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// capBuffer keeps the first max bytes written to it.
+type capBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room > 0 {
+		c.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// --- error message quality ---
+
+var (
+	// An error names where it is: a byte offset, an inode, a bbolt page,
+	// an LBA or a block.
+	locatedRE = regexp.MustCompile(`(?i)\b(at byte -?\d+|byte \d+|offset (0x)?[0-9a-f]+|inode \d+|page \d+|LBA \d+|block \d+|sector \d+)`)
+	// Errors about containerd records name the record (a snapshot,
+	// container, layer directory or bucket) rather than an offset.
+	recordRE = regexp.MustCompile(`(?i)(snapshot|container|layer \d+|bucket|namespace|no containerd root|partition|matches)`)
+	digitsRE = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9a-f]{12,}|\d+`)
+	quoteRE  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+)
+
+// ErrorKind sorts an error line: "located" (names an offset, inode, page,
+// LBA or block), "record" (names a containerd record or partition) or
+// "unlocated".
+func ErrorKind(line string) string {
+	switch {
+	case locatedRE.MatchString(line):
+		return "located"
+	case recordRE.MatchString(line):
+		return "record"
+	}
+	return "unlocated"
+}
+
+// Template reduces an error line to its shape, for counting.
+func Template(line string) string {
+	t := quoteRE.ReplaceAllString(line, `"…"`)
+	return digitsRE.ReplaceAllString(t, "N")
+}
+
+// Tally counts variants per class and outcome.
+type Tally struct {
+	Classes  map[string]map[string]int
+	Errors   map[string]*ErrStat // by template
+	Failures []*Result
+	Slowest  []Run
+	PeakRSS  int64
+	Runs     int
+	Skipped  map[string]int
+}
+
+// ErrStat counts one error template.
+type ErrStat struct {
+	Kind    string
+	Count   int
+	Example string
+	Variant string
+}
+
+// NewTally returns an empty tally.
+func NewTally() *Tally {
+	return &Tally{Classes: map[string]map[string]int{}, Errors: map[string]*ErrStat{}, Skipped: map[string]int{}}
+}
+
+// Add records a result.
+func (t *Tally) Add(r *Result) {
+	c := t.Classes[r.V.Class]
+	if c == nil {
+		c = map[string]int{}
+		t.Classes[r.V.Class] = c
+	}
+	c[r.Outcome]++
+	if Failed(r.Outcome) {
+		t.Failures = append(t.Failures, r)
+	}
+	for _, run := range r.Runs {
+		t.Runs++
+		t.PeakRSS = max(t.PeakRSS, run.MaxRSS)
+		t.Slowest = append(t.Slowest, run)
+		if len(t.Slowest) > 50 {
+			sort.Slice(t.Slowest, func(i, j int) bool { return t.Slowest[i].Wall > t.Slowest[j].Wall })
+			t.Slowest = t.Slowest[:10]
+		}
+		if run.ErrLine == "" {
+			continue
+		}
+		for _, l := range strings.Split(run.ErrLine, "\n") {
+			k := Template(l)
+			s := t.Errors[k]
+			if s == nil {
+				s = &ErrStat{Kind: ErrorKind(l), Example: l, Variant: r.V.String()}
+				t.Errors[k] = s
+			}
+			s.Count++
+		}
+	}
+}
+
+// Table renders the per-class outcome table in Markdown.
+func (t *Tally) Table() string {
+	var b strings.Builder
+	cols := []string{OutcomeOK, OutcomeError, OutcomePanic, OutcomeTimeout, OutcomeMemory, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash}
+	fmt.Fprintf(&b, "| class | variants | %s |\n|---|---:|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
+	names := make([]string, 0, len(t.Classes))
+	for _, c := range Classes {
+		if _, ok := t.Classes[c.Name]; ok {
+			names = append(names, c.Name)
+		}
+	}
+	total := map[string]int{}
+	all := 0
+	for _, n := range names {
+		row := t.Classes[n]
+		sum := 0
+		for _, v := range row {
+			sum += v
+		}
+		all += sum
+		fmt.Fprintf(&b, "| %s | %d |", n, sum)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %d |", row[c])
+			total[c] += row[c]
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "| **total** | %d |", all)
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %d |", total[c])
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// ErrorReport lists error templates by kind, most frequent first.
+func (t *Tally) ErrorReport(kinds ...string) string {
+	want := map[string]bool{}
+	for _, k := range kinds {
+		want[k] = true
+	}
+	type row struct {
+		tmpl string
+		s    *ErrStat
+	}
+	var rows []row
+	for k, s := range t.Errors {
+		if len(want) == 0 || want[s.Kind] {
+			rows = append(rows, row{k, s})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].s.Count != rows[j].s.Count {
+			return rows[i].s.Count > rows[j].s.Count
+		}
+		return rows[i].tmpl < rows[j].tmpl
+	})
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%6d %-9s %s\n       e.g. %s\n       from %s\n", r.s.Count, r.s.Kind, clip(r.tmpl, 240), clip(r.s.Example, 240), clip(r.s.Variant, 240))
+	}
+	return b.String()
+}

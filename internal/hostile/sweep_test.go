@@ -1,0 +1,375 @@
+package hostile
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ctrlift/ctrlift/internal/testutil"
+)
+
+// Environment knobs of the sweep (see SECURITY.md):
+//
+//	CTRLIFT_HOSTILE_VARIANTS  number of variants (default 2000; 120 with -short)
+//	CTRLIFT_HOSTILE_SEED      seed (default 1); variant i is the same for a seed and set of bases
+//	CTRLIFT_HOSTILE_ONLY      comma-separated variant indexes to run, e.g. to replay a failure
+//	CTRLIFT_HOSTILE_CLASS     run only these classes (comma-separated)
+//	CTRLIFT_HOSTILE_BASE      run only on these bases (comma-separated)
+//	CTRLIFT_HOSTILE_KEEP      directory to copy failing variant images into
+//	CTRLIFT_HOSTILE_REPORT    file to write the Markdown report to
+//	CTRLIFT_HOSTILE_WORKERS   parallel workers (default GOMAXPROCS)
+//	CTRLIFT_HOSTILE_STRICT    also fail on error messages that name no offset, inode or record
+func envInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return n
+}
+
+func envSet(name string) map[string]bool {
+	s := os.Getenv(name)
+	if s == "" {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, x := range strings.Split(s, ",") {
+		m[strings.TrimSpace(x)] = true
+	}
+	return m
+}
+
+// build compiles ctrlift and the limit helper into dir.
+func build(t *testing.T, dir string) (bin, limiter string) {
+	root := testutil.RepoRoot(t)
+	bin, limiter = filepath.Join(dir, "ctrlift"), filepath.Join(dir, "limitexec")
+	for out, pkg := range map[string]string{bin: "./cmd/ctrlift", limiter: "./internal/hostile/limitexec"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return bin, limiter
+}
+
+// baseSpec is a fixture the variants start from.
+type baseSpec struct {
+	name, kind string
+	zst        string // compressed source
+	carve      bool   // use the STATE partition alone, as a bare filesystem
+	weight     int
+	optional   bool // under ../shared
+}
+
+func baseSpecs(t *testing.T) []baseSpec {
+	root := testutil.RepoRoot(t)
+	shared := filepath.Join(root, "..", "shared", "fixtures", "cos-node")
+	ex := filepath.Join(root, "testdata", "images", "example", "wordpress-node.raw.zst")
+	specs := []baseSpec{
+		{"example-disk", KindContainerd, ex, false, 6, false},
+		{"example-state", KindContainerd, ex, true, 10, false},
+		{"cos-state", KindContainerd, filepath.Join(shared, "cos-node.raw.zst"), true, 3, true},
+		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
+	}
+	globs := []struct{ pattern, kind, suffix string }{
+		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
+		{filepath.Join(root, "image", "ext4", "testdata", "*.img.zst"), KindExt4, ".img.zst"},
+		{filepath.Join(root, "testdata", "images", "disk", "*.raw.zst"), KindTable, ".raw.zst"},
+	}
+	for _, g := range globs {
+		files, _ := filepath.Glob(g.pattern)
+		sort.Strings(files)
+		for _, f := range files {
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				continue // being regenerated
+			}
+			specs = append(specs, baseSpec{strings.TrimSuffix(filepath.Base(f), g.suffix), g.kind, f, false, 1, false})
+		}
+	}
+	return specs
+}
+
+// openBases decompresses and maps every available fixture.
+func openBases(t *testing.T, dir string, only map[string]bool) ([]*Base, []int) {
+	var bases []*Base
+	var weights []int
+	for _, s := range baseSpecs(t) {
+		if only != nil && !only[s.name] {
+			continue
+		}
+		if _, err := os.Stat(s.zst); err != nil {
+			if s.optional {
+				t.Logf("base %s: %s not present, skipped", s.name, s.zst)
+				continue
+			}
+			t.Fatal(err)
+		}
+		raw := testutil.Unzstd(t, s.zst)
+		path := raw
+		if s.carve {
+			path = filepath.Join(dir, s.name+".img")
+			if err := carveState(raw, path); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		b, err := OpenBase(s.name, s.kind, path)
+		if err != nil {
+			t.Fatalf("base %s: %v", s.name, err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bases = append(bases, b)
+		weights = append(weights, s.weight)
+	}
+	return bases, weights
+}
+
+// carveState copies the STATE partition of a disk into a file of its own.
+func carveState(disk, dst string) error {
+	b, err := OpenBase("carve", KindTable, disk)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if b.FS == nil {
+		return fmt.Errorf("%s: no STATE filesystem", disk)
+	}
+	return CopySparse(dst, b.f, b.FS.Off, b.FSSize)
+}
+
+// schedule spreads the classes over the variant indexes by weight.
+func schedule(classes []Class) []Class {
+	var s []Class
+	for round := 0; ; round++ {
+		added := false
+		for _, c := range classes {
+			if round < c.Weight {
+				s = append(s, c)
+				added = true
+			}
+		}
+		if !added {
+			return s
+		}
+	}
+}
+
+// variantAt builds variant i: its class comes from the schedule, its base
+// is drawn by weight among the bases the class applies to.
+func variantAt(seed uint64, i int, sched []Class, bases []*Base, weights []int) *Variant {
+	c := sched[i%len(sched)]
+	var cand []int
+	total := 0
+	for j, b := range bases {
+		if c.Applies == nil || c.Applies(b) {
+			cand = append(cand, j)
+			total += weights[j]
+		}
+	}
+	if len(cand) == 0 {
+		return nil
+	}
+	probe := NewVariant(seed, i, c.Name, bases[cand[0]])
+	x := probe.R.IntN(total)
+	first := 0
+	for k, j := range cand {
+		if x < weights[j] {
+			first = k
+			break
+		}
+		x -= weights[j]
+	}
+	// A base where the class finds nothing to aim at passes to the next.
+	for k := range cand {
+		b := bases[cand[(first+k)%len(cand)]]
+		v := NewVariant(seed, i, c.Name, b)
+		v.R.IntN(total) // same stream position as the probe
+		c.Gen(v)
+		if !v.Skip {
+			return v
+		}
+	}
+	return nil
+}
+
+func TestSweep(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the harness uses Linux rlimits, SEEK_DATA and memfd")
+	}
+	n := envInt(t, "CTRLIFT_HOSTILE_VARIANTS", 2000)
+	if testing.Short() && os.Getenv("CTRLIFT_HOSTILE_VARIANTS") == "" {
+		n = 120
+	}
+	seed := uint64(envInt(t, "CTRLIFT_HOSTILE_SEED", 1))
+	workers := envInt(t, "CTRLIFT_HOSTILE_WORKERS", runtime.GOMAXPROCS(0))
+	// Not t.TempDir(): its parent is private, and the children run as nobody.
+	dir, err := os.MkdirTemp("", "ctrlift-hostile-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, limiter := build(t, dir)
+	cfg := &Config{
+		Bin: bin, Limiter: limiter, Timeout: 10 * time.Second, MaxRSS: 512 << 20,
+		AddrSpace: 3 << 29, FileSize: 1 << 30, UID: -1, GID: -1, MaxCtrs: 6,
+	}
+	if n > 5000 {
+		cfg.MaxCtrs = 32
+	}
+	if os.Geteuid() == 0 {
+		cfg.UID, cfg.GID = 65534, 65534 // nobody
+	}
+	bases, weights := openBases(t, dir, envSet("CTRLIFT_HOSTILE_BASE"))
+	var names []string
+	for _, b := range bases {
+		names = append(names, fmt.Sprintf("%s(%s, %d containers)", b.Name, b.Kind, len(b.Containers)))
+	}
+	t.Logf("bases: %s", strings.Join(names, ", "))
+	classes := Classes
+	if only := envSet("CTRLIFT_HOSTILE_CLASS"); only != nil {
+		classes = nil
+		for _, c := range Classes {
+			if only[c.Name] {
+				classes = append(classes, c)
+			}
+		}
+	}
+	sched := schedule(classes)
+	indexes := make([]int, 0, n)
+	if only := envSet("CTRLIFT_HOSTILE_ONLY"); only != nil {
+		for s := range only {
+			i, err := strconv.Atoi(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			indexes = append(indexes, i)
+		}
+		sort.Ints(indexes)
+	} else {
+		for i := 0; i < n; i++ {
+			indexes = append(indexes, i)
+		}
+	}
+	keep := os.Getenv("CTRLIFT_HOSTILE_KEEP")
+
+	tally := NewTally()
+	var mu sync.Mutex
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := 0; k < workers; k++ {
+		w, err := NewWorker(cfg, filepath.Join(dir, fmt.Sprintf("w%d", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				v := variantAt(seed, i, sched, bases, weights)
+				if v == nil {
+					mu.Lock()
+					tally.Skipped[sched[i%len(sched)].Name]++
+					mu.Unlock()
+					continue
+				}
+				r := w.Check(v)
+				if Failed(r.Outcome) && keep != "" {
+					saveVariant(t, keep, v)
+				}
+				mu.Lock()
+				tally.Add(r)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, i := range indexes {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	report := fmt.Sprintf("ctrlift hostile-input sweep: seed %d, %d variants, %d runs, %d workers, %v; peak RSS %d MiB\n\n%s",
+		seed, len(indexes), tally.Runs, workers, elapsed.Round(time.Second), tally.PeakRSS>>20, tally.Table())
+	if len(tally.Skipped) > 0 {
+		report += fmt.Sprintf("\nskipped (no target on any base): %v\n", tally.Skipped)
+	}
+	report += "\nslowest runs:\n"
+	sort.Slice(tally.Slowest, func(i, j int) bool { return tally.Slowest[i].Wall > tally.Slowest[j].Wall })
+	for i, r := range tally.Slowest {
+		if i == 5 {
+			break
+		}
+		report += fmt.Sprintf("  %v %d MiB ctrlift %s\n", r.Wall.Round(time.Millisecond), r.MaxRSS>>20, clip(strings.Join(r.Args, " "), 200))
+	}
+	report += "\nerror messages that name no offset, inode or record:\n" + tally.ErrorReport("unlocated")
+	if testing.Verbose() || os.Getenv("CTRLIFT_HOSTILE_REPORT") != "" {
+		report += "\nall error messages:\n" + tally.ErrorReport()
+	}
+	t.Log("\n" + report)
+	if p := os.Getenv("CTRLIFT_HOSTILE_REPORT"); p != "" {
+		if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	sort.Slice(tally.Failures, func(i, j int) bool { return tally.Failures[i].V.Index < tally.Failures[j].V.Index })
+	for i, f := range tally.Failures {
+		if i == 40 {
+			t.Errorf("... and %d more failures", len(tally.Failures)-i)
+			break
+		}
+		probs := f.Problems
+		if len(probs) > 3 {
+			probs = append(probs[:3:3], fmt.Sprintf("(%d more)", len(f.Problems)-3))
+		}
+		t.Errorf("%s: %s\n  %s\n  replay: CTRLIFT_HOSTILE_SEED=%d CTRLIFT_HOSTILE_ONLY=%d go test ./internal/hostile -run TestSweep -v",
+			f.Outcome, f.V, strings.Join(probs, "\n  "), seed, f.V.Index)
+	}
+	if os.Getenv("CTRLIFT_HOSTILE_STRICT") != "" {
+		if s := tally.ErrorReport("unlocated"); s != "" {
+			t.Errorf("error messages without a location:\n%s", s)
+		}
+	}
+}
+
+// saveVariant writes the variant image into dir for a closer look.
+func saveVariant(t *testing.T, dir string, v *Variant) {
+	os.MkdirAll(dir, 0o755)
+	p := filepath.Join(dir, fmt.Sprintf("variant-%d-%s-%s.img", v.Index, v.Class, v.Base.Name))
+	size := v.Base.Size
+	if v.Truncate >= 0 {
+		size = v.Truncate
+	}
+	if err := CopySparse(p, v.Base.f, 0, size); err != nil {
+		t.Log(err)
+		return
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer f.Close()
+	for _, pt := range v.Patches {
+		if pt.Off < size {
+			f.WriteAt(pt.Data[:min(int64(len(pt.Data)), size-pt.Off)], pt.Off)
+		}
+	}
+	os.WriteFile(p+".txt", []byte(v.String()+"\n"), 0o644)
+}

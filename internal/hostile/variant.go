@@ -1,0 +1,218 @@
+package hostile
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// Patch replaces len(Data) bytes at Off.
+type Patch struct {
+	Off  int64
+	Data []byte
+}
+
+// Variant is a base image with patches applied and optionally truncated.
+type Variant struct {
+	Index    int
+	Seed     uint64
+	Class    string
+	Base     *Base
+	Desc     []string
+	Patches  []Patch
+	Truncate int64 // new size, or -1 to keep the size
+	Skip     bool  // the class had nothing to aim at on this base
+	R        *rand.Rand
+}
+
+// NewVariant starts variant index of a sweep with the given seed.
+func NewVariant(seed uint64, index int, class string, b *Base) *Variant {
+	return &Variant{Index: index, Seed: seed, Class: class, Base: b, Truncate: -1,
+		R: rand.New(rand.NewPCG(seed, uint64(index)))}
+}
+
+// String describes the variant in one line.
+func (v *Variant) String() string {
+	s := fmt.Sprintf("#%d %s on %s: %s", v.Index, v.Class, v.Base.Name, strings.Join(v.Desc, "; "))
+	if v.Truncate >= 0 {
+		s += fmt.Sprintf(" [truncated to %d bytes]", v.Truncate)
+	}
+	return s
+}
+
+func (v *Variant) say(format string, args ...any) {
+	v.Desc = append(v.Desc, fmt.Sprintf(format, args...))
+}
+
+// put adds a patch; later patches win over earlier ones.
+func (v *Variant) put(off int64, data []byte) {
+	if off < 0 || off >= v.Base.Size {
+		return
+	}
+	if end := off + int64(len(data)); end > v.Base.Size {
+		data = data[:v.Base.Size-off]
+	}
+	v.Patches = append(v.Patches, Patch{Off: off, Data: slices.Clone(data)})
+}
+
+func (v *Variant) putUint(off int64, width int, val uint64, be bool) {
+	b := make([]byte, 8)
+	if be {
+		binary.BigEndian.PutUint64(b, val<<(64-8*width))
+	} else {
+		binary.LittleEndian.PutUint64(b, val)
+	}
+	v.put(off, b[:width])
+}
+
+func (v *Variant) put32(off int64, val uint32) { v.putUint(off, 4, uint64(val), false) }
+
+// get reads n bytes at off as the variant has them so far.
+func (v *Variant) get(off int64, n int) []byte {
+	b := make([]byte, n)
+	v.view().ReadAt(b, off)
+	return b
+}
+
+func (v *Variant) getUint(off int64, width int, be bool) uint64 {
+	b := v.get(off, width)
+	var x uint64
+	for i := 0; i < width; i++ {
+		if be {
+			x = x<<8 | uint64(b[i])
+		} else {
+			x |= uint64(b[i]) << (8 * i)
+		}
+	}
+	return x
+}
+
+// flip inverts 1 to 8 random bits in [off, off+n).
+func (v *Variant) flip(off int64, n int64) {
+	if n <= 0 {
+		return
+	}
+	k := 1 + v.R.IntN(8)
+	var where []string
+	for i := 0; i < k; i++ {
+		p := off + v.R.Int64N(n)
+		b := v.get(p, 1)
+		b[0] ^= 1 << v.R.IntN(8)
+		v.put(p, b)
+		where = append(where, fmt.Sprint(p))
+	}
+	v.say("flipped %d bits at %s", k, strings.Join(where, ","))
+}
+
+// scribble overwrites a random run of [off, off+n) with random bytes.
+func (v *Variant) scribble(off, n int64) {
+	if n <= 0 {
+		return
+	}
+	l := 1 + v.R.Int64N(min(n, 64))
+	p := off + v.R.Int64N(n-l+1)
+	b := make([]byte, l)
+	for i := range b {
+		b[i] = byte(v.R.UintN(256))
+	}
+	v.put(p, b)
+	v.say("%d random bytes at %d", l, p)
+}
+
+func (v *Variant) zero(off, n int64) {
+	v.put(off, make([]byte, n))
+	v.say("zeroed %d bytes at %d", n, off)
+}
+
+// hugeValue returns a boundary value for a field of the given width.
+func (v *Variant) hugeValue(width int) uint64 {
+	max := uint64(1)<<(8*width) - 1
+	if width == 8 {
+		max = ^uint64(0)
+	}
+	switch v.R.IntN(10) {
+	case 0, 1:
+		return max
+	case 2:
+		return max - 1
+	case 3:
+		return max/2 + 1 // sign bit
+	case 4:
+		return max / 2
+	case 5:
+		return 0
+	case 6:
+		return max >> (4 * width) // half the bits
+	case 7:
+		return uint64(v.R.Uint32()) & max
+	case 8:
+		return 1
+	}
+	return v.R.Uint64() & max
+}
+
+// setField sets field f of the structure at off to val.
+func (v *Variant) setField(off int64, f Field, val uint64, what string) {
+	old := v.getUint(off+int64(f.Off), f.Width, f.BE)
+	v.putUint(off+int64(f.Off), f.Width, val, f.BE)
+	v.say("%s %s at %d: %d -> %d (0x%x)", what, f.Name, off+int64(f.Off), old, val, val)
+}
+
+// hugeField sets a random field of fields to a boundary value.
+func (v *Variant) hugeField(off int64, fields []Field, what string) {
+	f := pick(v.R, fields)
+	v.setField(off, f, v.hugeValue(f.Width), what)
+}
+
+// view is the pristine image with the patches so far applied.
+func (v *Variant) view() io.ReaderAt { return overlay{v} }
+
+type overlay struct{ v *Variant }
+
+func (o overlay) ReadAt(p []byte, off int64) (int, error) {
+	n, err := o.v.Base.ReadAt(p, off)
+	for _, pt := range o.v.Patches {
+		s := max(off, pt.Off)
+		e := min(off+int64(len(p)), pt.Off+int64(len(pt.Data)))
+		if s < e {
+			copy(p[s-off:e-off], pt.Data[s-pt.Off:e-pt.Off])
+		}
+	}
+	return n, err
+}
+
+// fileGet reads n bytes at pos of an inode's contents as the variant has
+// them (holes read as zeros).
+func (v *Variant) fileGet(in *InodeInfo, pos int64, n int) []byte {
+	out := make([]byte, n)
+	g := v.Base.FS
+	for done := 0; done < n; {
+		p := pos + int64(done)
+		k := int(min(int64(n-done), g.BS-p%g.BS))
+		if off := g.FileOff(in, p); off >= 0 {
+			v.view().ReadAt(out[done:done+k], off)
+		}
+		done += k
+	}
+	return out
+}
+
+// filePut writes data at pos of an inode's contents.
+func (v *Variant) filePut(in *InodeInfo, pos int64, data []byte) {
+	for _, p := range v.Base.FS.PatchFile(in, pos, data) {
+		v.put(p.Off, p.Data)
+	}
+}
+
+func (v *Variant) filePutUint(in *InodeInfo, pos int64, width int, val uint64) {
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint64(b, val)
+	v.filePut(in, pos, b[:width])
+}
+
+// Apply returns the patched bytes of [off, off+n) of the variant, for
+// tests that want to look at them.
+func (v *Variant) Apply(off int64, n int) []byte { return v.get(off, n) }
