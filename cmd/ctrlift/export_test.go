@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const frontend = "prod/frontend-7d9c8b5f4-x2x9z/frontend"
+
+func TestExportCLI(t *testing.T) {
+	img := cosImage(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.tar"), filepath.Join(dir, "b.tar.zst")
+	if _, errOut, err := run(t, "export", "-i", img, frontend, "-o", a, "--manifest", filepath.Join(dir, "a.jsonl")); err != nil {
+		t.Fatal(err, errOut)
+	}
+	_, errOut, err := run(t, "export", "-n", "k8s.io", "-i", img, "350ec3c2", "-o", b)
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	// The same tar (its sha256 is printed on stderr) whatever the compression.
+	ta, _ := os.ReadFile(a)
+	if !strings.Contains(errOut, "tar sha256 "+sha(ta)) {
+		t.Errorf("second export's stderr does not give the first tar's sha256 %s:\n%s", sha(ta), errOut)
+	}
+	// The manifest names every entry, with the attacker's file in it.
+	m, _ := os.ReadFile(filepath.Join(dir, "a.jsonl"))
+	var evil bool
+	for _, l := range strings.Split(strings.TrimSpace(string(m)), "\n") {
+		var e struct {
+			Path, SHA256 string
+			Layer        string
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Path == "/tmp/evil.sh" {
+			evil = e.SHA256 == "0fea129e292e2cb300ab48579789f6d279e86f569ecc13280df7abd91e154069" && strings.HasSuffix(e.Layer, "/10")
+		}
+	}
+	if !evil {
+		t.Error("manifest lacks /tmp/evil.sh from layer 10 with its digest")
+	}
+	// -o - writes the same tar to stdout.
+	out, _, err := run(t, "export", "-q", "-i", img, "containerd://350ec3c288e914e6f883e41d23ea437e9ebee7c3cb9842efb4fd0806e4ae65b7", "-o", "-")
+	if err != nil || !bytes.Equal([]byte(out), ta) {
+		t.Errorf("stdout export differs from the file export (err %v)", err)
+	}
+}
+
+func TestExportAllCLI(t *testing.T) {
+	img := cosImage(t)
+	dir := filepath.Join(t.TempDir(), "out")
+	if _, errOut, err := run(t, "export", "-q", "-i", img, "--all", "-d", dir); err != nil {
+		t.Fatal(err, errOut)
+	}
+	var index []struct{ File, ID, Error string }
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &index); err != nil {
+		t.Fatal(err)
+	}
+	if len(index) != 3 {
+		t.Fatalf("index has %d containers, want the 3 workload ones: %s", len(index), b)
+	}
+	for _, e := range index {
+		if e.Error != "" {
+			t.Errorf("%s: %s", e.ID, e.Error)
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.File)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(string(b), "k8s.io_prod_frontend-7d9c8b5f4-x2x9z_frontend_350ec3c288e9.tar") {
+		t.Errorf("file naming: %s", b)
+	}
+}
+
+func TestDiffCLI(t *testing.T) {
+	img := cosImage(t)
+	out, errOut, err := run(t, "diff", "-o", "json", "-i", img, frontend)
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	var rows []diffRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range rows {
+		got[r.Path] = r.Change
+	}
+	for p, want := range map[string]string{"/tmp/evil.sh": "added", "/etc/passwd": "modified", "/etc/issue": "deleted", "/usr/bin/hardlink-b": "deleted"} {
+		if got[p] != want {
+			t.Errorf("%s: %q, want %q", p, got[p], want)
+		}
+	}
+}
+
+func TestExportRefusesMissingLayers(t *testing.T) {
+	img := cosImage(t)
+	dir := t.TempDir()
+	// A layer directory that does not exist is an error naming it, and
+	// no output is left behind.
+	out := filepath.Join(dir, "x.tar")
+	_, _, err := run(t, "export", "-q", "-i", img, "--layer-dirs", "var/lib/containerd/nope:var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs", "-o", out)
+	if err == nil || !strings.Contains(err.Error(), "var/lib/containerd/nope") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed export left its output file")
+	}
+}
