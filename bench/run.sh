@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Benchmark: export of a 3-layer container (about 100k files, 2 GB) from a
+# GPT disk image, against the ways it is done without ctrlift, in one run so
+# that the ratios hold on a noisy machine.
+#
+#   bench/run.sh [WORKDIR]        (default: $TMPDIR/ctrlift-bench; needs ~6 GB)
+#   FILES=20000 BYTES=400000000 bench/run.sh   (a smaller run)
+#
+# Needs: go, e2fsprogs (mkfs.ext4, debugfs), gdisk (sgdisk), GNU time
+# (/usr/bin/time). As root it also times loop mount + overlay mount + GNU tar.
+# The image is built once and reused; delete WORKDIR to rebuild.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-${TMPDIR:-/tmp}/ctrlift-bench}
+FILES=${FILES:-100000}
+BYTES=${BYTES:-2000000000}
+RUNS=${RUNS:-3}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+for tool in mkfs.ext4 debugfs sgdisk /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install e2fsprogs gdisk time)" >&2; exit 1; }
+done
+
+(cd "$repo" && go build -o "$work/ctrlift" ./cmd/ctrlift)
+disk=$work/disk-$FILES-$BYTES.raw
+state=$work/state-$FILES-$BYTES.img
+snap=var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots
+start_sector=2048
+if [ ! -f "$disk" ]; then
+  echo "bench: generating $FILES files, $BYTES bytes ..." >&2
+  rm -rf "$work/src"
+  (cd "$repo" && go run ./bench/gen -out "$work/src" -files "$FILES" -bytes "$BYTES" >/dev/null)
+  size=$(( (BYTES * 13 / 10 + FILES * 8192 + 256 * 1024 * 1024) / 1048576 * 1048576 ))
+  rm -f "$state"
+  truncate -s "$size" "$state"
+  mkfs.ext4 -q -F -L STATE -N $((FILES * 12 / 10 + 10000)) -d "$work/src" "$state"
+  truncate -s $((size + 2 * 1048576)) "$disk.tmp"
+  sgdisk -n 1:$start_sector:+$((size / 512)) -c 1:STATE -t 1:8300 "$disk.tmp" >/dev/null
+  dd if="$state" of="$disk.tmp" bs=1M seek=1 conv=notrunc,sparse status=none
+  mv "$disk.tmp" "$disk"
+  rm -rf "$work/src"
+fi
+offset=$((start_sector * 512))
+size=$(stat -c %s "$state")
+layers="$snap/3/fs:$snap/2/fs:$snap/1/fs"
+big=$snap/1/fs/opt/blobs/big-0-0.bin
+bigsize=$("$work/ctrlift" fs stat -i "$disk" -o json "/$big" 2>/dev/null | sed -n 's/.*"size": \([0-9]*\).*/\1/p')
+
+# best wall time (s) and peak RSS (KiB) over RUNS runs of a command
+measure() {
+  local best="" rss=0 t m
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f '%e %M' -o "$work/time.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; return 1; }
+    read -r t m <"$work/time.out"
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+    [ "$m" -gt "$rss" ] && rss=$m
+  done
+  echo "$best $rss"
+}
+row() { # name seconds rss bytes reference-seconds
+  awk -v n="$1" -v t="$2" -v m="$3" -v b="$4" -v r="$5" 'BEGIN{
+    if (t < 0.001) t = 0.001
+    printf "%-44s %8.2f s %9.0f MB/s %8.1f MB RSS %8.2fx\n", n, t, b/t/1e6, m/1024, r/t }'
+}
+
+echo "image: $disk ($(du -h "$disk" | cut -f1) allocated); $FILES files, $BYTES bytes in 3 layers; best of $RUNS"
+cat "$disk" >/dev/null   # warm the page cache: every path reads from memory
+
+read -r raw_t raw_m < <(measure dd if="$disk" of=/dev/null bs=1M skip=1 count=$((size / 1048576)))
+read -r ex_t ex_m < <(measure "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" -o /dev/null)
+read -r zs_t zs_m < <(measure "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" -o /dev/null --compress zstd)
+read -r bg_t bg_m < <(measure "$work/ctrlift" fs cat -i "$disk" "/$big")
+read -r bgraw_t _ < <(measure dd if="$disk" of=/dev/null bs=1M skip=1 count=$((bigsize / 1048576)))
+rd=$work/rdump
+rdump() { rm -rf "$rd"; mkdir -p "$rd/1" "$rd/2" "$rd/3"; for l in 1 2 3; do debugfs -R "rdump /$snap/$l/fs $rd/$l" "$state" >/dev/null 2>&1; done; }
+read -r dbg_t dbg_m < <(RUNS=1 measure bash -c "$(declare -f rdump); rd=$rd snap=$snap state=$state rdump")
+rm -rf "$rd"
+data=$(awk -v b="$BYTES" 'BEGIN{print b}')
+
+echo
+printf "%-44s %10s %14s %15s %9s\n" "what" "time" "throughput" "peak memory" "vs ctrlift"
+row "raw read of the partition (dd)" "$raw_t" "$raw_m" "$size" "$ex_t"
+row "ctrlift export (tar to /dev/null)" "$ex_t" "$ex_m" "$data" "$ex_t"
+row "ctrlift export --compress zstd" "$zs_t" "$zs_m" "$data" "$ex_t"
+row "debugfs rdump of the 3 layers" "$dbg_t" "$dbg_m" "$data" "$ex_t"
+if [ "$(id -u)" = 0 ] && grep -qw overlay /proc/filesystems; then
+  mnt=$work/mnt
+  mountpath() {
+    mkdir -p "$mnt/fs" "$mnt/merged"
+    loop=$(losetup -r -f --show -o "$offset" --sizelimit "$size" "$disk")
+    mount -o ro,noload "$loop" "$mnt/fs"
+    mount -t overlay -o ro,lowerdir="$mnt/fs/$snap/3/fs:$mnt/fs/$snap/2/fs:$mnt/fs/$snap/1/fs" overlay "$mnt/merged"
+    tar -C "$mnt/merged" -cf - . | cat >/dev/null
+    umount "$mnt/merged"; umount "$mnt/fs"; losetup -d "$loop"
+  }
+  echo 3 >/proc/sys/vm/drop_caches; cat "$disk" >/dev/null
+  read -r mt_t mt_m < <(measure bash -c "$(declare -f mountpath); mnt=$mnt snap=$snap disk=$disk offset=$offset size=$size mountpath")
+  row "loop + overlay mount + GNU tar (root)" "$mt_t" "$mt_m" "$data" "$ex_t"
+else
+  echo "(loop + overlay mount + tar: skipped, needs root and overlayfs)"
+fi
+echo
+row "large file: raw read of the same bytes (dd)" "$bgraw_t" 0 "$bigsize" "$bgraw_t"
+row "large file: ctrlift fs cat" "$bg_t" "$bg_m" "$bigsize" "$bgraw_t"
+echo "(last column: how many times faster the row's reference is than the row; for the large file, ctrlift's throughput as a fraction of raw read)"
