@@ -68,7 +68,7 @@ type linkKey struct {
 
 type writer struct {
 	tw       *tar.Writer
-	sum      hash.Hash
+	sum      *asyncSum
 	opt      Options
 	enc      *json.Encoder
 	links    map[linkKey]string
@@ -78,9 +78,9 @@ type writer struct {
 }
 
 func newWriter(w io.Writer, opt Options) *writer {
-	sum := sha256.New()
+	sum := newAsyncSum(w)
 	wr := &writer{
-		tw:    tar.NewWriter(io.MultiWriter(w, sum)),
+		tw:    tar.NewWriter(sum),
 		sum:   sum,
 		opt:   opt,
 		links: map[linkKey]string{},
@@ -95,10 +95,11 @@ func newWriter(w io.Writer, opt Options) *writer {
 }
 
 func (w *writer) close() (*Stats, error) {
-	if err := w.tw.Close(); err != nil {
+	err := w.tw.Close()
+	w.stats.TarSHA256 = w.sum.sum()
+	if err != nil {
 		return nil, err
 	}
-	w.stats.TarSHA256 = hex.EncodeToString(w.sum.Sum(nil))
 	return &w.stats, nil
 }
 
@@ -109,6 +110,7 @@ func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
 		return w.add(p, e.Inode, e.FS(), e.LayerName)
 	})
 	if err != nil {
+		w.sum.sum() // stop the hasher
 		return nil, err
 	}
 	return w.close()
@@ -137,6 +139,7 @@ func Changes(out io.Writer, l layers.Layer, rules layers.Options, opt Options) (
 		return nil
 	})
 	if err != nil {
+		w.sum.sum() // stop the hasher
 		return nil, err
 	}
 	return w.close()
