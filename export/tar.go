@@ -72,6 +72,7 @@ type writer struct {
 	opt      Options
 	enc      *json.Encoder
 	links    map[linkKey]string
+	internal func(xattr string) bool // overlay internals to leave out
 	stats    Stats
 	buf      []byte
 	fileHash hash.Hash
@@ -80,11 +81,12 @@ type writer struct {
 func newWriter(w io.Writer, opt Options) *writer {
 	sum := newAsyncSum(w)
 	wr := &writer{
-		tw:    tar.NewWriter(sum),
-		sum:   sum,
-		opt:   opt,
-		links: map[linkKey]string{},
-		buf:   make([]byte, 1<<20),
+		tw:       tar.NewWriter(sum),
+		sum:      sum,
+		opt:      opt,
+		links:    map[linkKey]string{},
+		buf:      make([]byte, 1<<20),
+		internal: layers.Options{}.Internal,
 	}
 	if opt.Manifest != nil {
 		wr.enc = json.NewEncoder(opt.Manifest)
@@ -121,6 +123,7 @@ func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
 // ".wh..wh..opq" entry, so the tar applies on top of the image's layers.
 func Changes(out io.Writer, l layers.Layer, rules layers.Options, opt Options) (*Stats, error) {
 	w := newWriter(out, opt)
+	w.internal = rules.Internal
 	err := layers.WalkLayer(l, rules, func(p string, e *layers.Entry) error {
 		if e.Whiteout {
 			dir, name := path.Split(p)
@@ -259,7 +262,7 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		hdr.PAXRecords = map[string]string{}
 		me.Xattrs = map[string]string{}
 		for _, x := range in.Xattrs {
-			if strings.HasPrefix(x.Name, "trusted.overlay.") {
+			if w.internal(x.Name) {
 				continue
 			}
 			hdr.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)

@@ -67,12 +67,18 @@ func (r rules) check(in *ext4.Inode, layer string, path string) error {
 	return nil
 }
 
-// visible drops overlay internals from the inode's xattrs, on a copy:
-// trusted.overlay.* always, user.overlay.* under userxattr rules.
+// Internal reports whether an xattr is an overlayfs internal that a
+// merged view does not show: trusted.overlay.* always, user.overlay.*
+// under userxattr rules.
+func (o Options) Internal(name string) bool { return o.rules().internal(name) }
+
+func (r rules) internal(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, r.prefix)
+}
+
+// visible drops overlay internals from the inode's xattrs, on a copy.
 func (r rules) visible(in *ext4.Inode) *ext4.Inode {
-	internal := func(name string) bool {
-		return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, r.prefix)
-	}
+	internal := r.internal
 	n := 0
 	for _, x := range in.Xattrs {
 		if !internal(x.Name) {

@@ -28,6 +28,7 @@ const (
 	sbBlocksCountLo   = 0x04
 	sbFirstDataBlock  = 0x14
 	sbLogBlockSize    = 0x18
+	sbLogClusterSize  = 0x1C
 	sbBlocksPerGroup  = 0x20
 	sbInodesPerGroup  = 0x28
 	sbMagic           = 0x38
@@ -85,6 +86,7 @@ const (
 const (
 	roCompatSparseSuper = 0x1
 	roCompatHugeFile    = 0x8
+	roCompatBigalloc    = 0x200
 )
 
 // Group descriptor layout.

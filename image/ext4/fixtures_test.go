@@ -191,7 +191,12 @@ func (s *segment) UnmarshalJSON(b []byte) error {
 // loadExpect reads <name>.json (or .json.zst) from the fixture directory.
 func loadExpect(t testing.TB, name string) *expectDoc {
 	t.Helper()
-	base := filepath.Join(ext4FixtureDir(t), name+".json")
+	return loadExpectFrom(t, ext4FixtureDir(t), name)
+}
+
+func loadExpectFrom(t testing.TB, dir, name string) *expectDoc {
+	t.Helper()
+	base := filepath.Join(dir, name+".json")
 	var r io.Reader
 	if f, err := os.Open(base); err == nil {
 		defer f.Close()

@@ -203,7 +203,17 @@ func (f *FS) readSuperblock() error {
 		return bad("first data block", sbFirstDataBlock, f.firstDataBlock)
 	}
 	f.blocksPerGroup = uint64(le.Uint32(sb[sbBlocksPerGroup:]))
-	if f.blocksPerGroup == 0 || f.blocksPerGroup > uint64(f.blockSize)*8 {
+	// A block bitmap covers blockSize*8 allocation units: blocks, or
+	// clusters of several blocks with bigalloc.
+	perCluster := uint64(1)
+	if f.roCompat&roCompatBigalloc != 0 {
+		logCluster := le.Uint32(sb[sbLogClusterSize:])
+		if logCluster < logBS || logCluster > logBS+16 {
+			return bad("log cluster size", sbLogClusterSize, logCluster)
+		}
+		perCluster = 1 << (logCluster - logBS)
+	}
+	if f.blocksPerGroup == 0 || f.blocksPerGroup > uint64(f.blockSize)*8*perCluster {
 		return bad("blocks per group", sbBlocksPerGroup, f.blocksPerGroup)
 	}
 	f.inodesPerGroup = le.Uint32(sb[sbInodesPerGroup:])
