@@ -51,6 +51,10 @@ type ManifestEntry struct {
 	SHA256     string            `json:"sha256,omitempty"`
 	Target     *string           `json:"target,omitempty"`
 	MtimeNs    int64             `json:"mtime_ns"`
+	AtimeNs    int64             `json:"atime_ns"`
+	CtimeNs    int64             `json:"ctime_ns"`
+	CrtimeNs   *int64            `json:"crtime_ns,omitempty"` // ext4 creation time, which tar cannot carry
+	Inode      uint32            `json:"inode,omitempty"`     // in its layer's filesystem
 	Rdev       string            `json:"rdev,omitempty"`
 	HardlinkTo string            `json:"hardlink_to,omitempty"`
 	Xattrs     map[string]string `json:"xattrs_b64,omitempty"`
@@ -222,7 +226,12 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		ChangeTime: in.Ctime,
 		Format:     tar.FormatPAX,
 	}
-	me := ManifestEntry{Path: manifestPath(p), Type: kind, Mode: fmt.Sprintf("%04o", in.Mode&0o7777), UID: in.Uid, GID: in.Gid, MtimeNs: in.Mtime.UnixNano(), Layer: layer}
+	me := ManifestEntry{Path: manifestPath(p), Type: kind, Mode: fmt.Sprintf("%04o", in.Mode&0o7777), UID: in.Uid, GID: in.Gid,
+		MtimeNs: in.Mtime.UnixNano(), AtimeNs: in.Atime.UnixNano(), CtimeNs: in.Ctime.UnixNano(), Inode: in.Num, Layer: layer}
+	if in.HasCrtime {
+		ns := in.Crtime.UnixNano()
+		me.CrtimeNs = &ns
+	}
 	var data *ext4.File
 	switch typ {
 	case tar.TypeReg:
