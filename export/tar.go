@@ -9,6 +9,7 @@ package export
 
 import (
 	"archive/tar"
+	"bufio"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -72,6 +73,7 @@ type linkKey struct {
 
 type writer struct {
 	tw       *tar.Writer
+	bw       *bufio.Writer // tar writes headers in 512-byte pieces
 	sum      *asyncSum
 	opt      Options
 	enc      *json.Encoder
@@ -84,8 +86,10 @@ type writer struct {
 
 func newWriter(w io.Writer, opt Options) *writer {
 	sum := newAsyncSum(w)
+	bw := bufio.NewWriterSize(sum, 1<<20)
 	wr := &writer{
-		tw:       tar.NewWriter(sum),
+		tw:       tar.NewWriter(bw),
+		bw:       bw,
 		sum:      sum,
 		opt:      opt,
 		links:    map[linkKey]string{},
@@ -102,6 +106,9 @@ func newWriter(w io.Writer, opt Options) *writer {
 
 func (w *writer) close() (*Stats, error) {
 	err := w.tw.Close()
+	if err == nil {
+		err = w.bw.Flush()
+	}
 	w.stats.TarSHA256 = w.sum.sum()
 	if err != nil {
 		return nil, err

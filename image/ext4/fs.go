@@ -62,7 +62,8 @@ type FS struct {
 	journalInum                uint32
 	warnings                   []string
 
-	dirs dirCache
+	dirs   dirCache
+	itable itableCache
 }
 
 // Open opens the filesystem image at path read-only.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 )
 
@@ -103,11 +104,51 @@ func (f *FS) Inode(num uint32) (*Inode, error) {
 	g := uint64(num-1) / uint64(f.inodesPerGroup)
 	idx := int64(num-1) % int64(f.inodesPerGroup)
 	off := int64(f.inodeTables[g])*f.blockSize + idx*f.inodeSize
-	raw := make([]byte, f.inodeSize)
-	if err := f.readAt(raw, off, "inode", num); err != nil {
+	blk, err := f.itable.block(f, off/f.blockSize, num)
+	if err != nil {
 		return nil, err
 	}
+	within := off % f.blockSize
+	raw := append([]byte(nil), blk[within:within+f.inodeSize]...)
 	return f.parseInode(num, raw, off)
+}
+
+// itableCache keeps recently read inode table blocks: a walk reads inodes
+// in runs (a directory's files were mostly allocated together), so one
+// read serves the 16 inodes of a 4 KiB block.
+type itableCache struct {
+	mu     sync.Mutex
+	blocks map[int64][]byte
+	order  []int64
+}
+
+const itableCacheBlocks = 256
+
+func (c *itableCache) block(f *FS, blk int64, ino uint32) ([]byte, error) {
+	c.mu.Lock()
+	b, ok := c.blocks[blk]
+	c.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b = make([]byte, f.blockSize)
+	if err := f.readAt(b, blk*f.blockSize, "inode", ino); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blocks == nil {
+		c.blocks = map[int64][]byte{}
+	}
+	if _, ok := c.blocks[blk]; !ok {
+		if len(c.order) >= itableCacheBlocks {
+			delete(c.blocks, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.blocks[blk] = b
+		c.order = append(c.order, blk)
+	}
+	return b, nil
 }
 
 func (f *FS) parseInode(num uint32, raw []byte, off int64) (*Inode, error) {

@@ -244,6 +244,9 @@ func (f *FS) replayJournal() error {
 		}
 	}
 	f.r = ov
+	// Forget what was read before the replay (the journal's own inode).
+	f.itable = itableCache{}
+	f.dirs = dirCache{}
 	f.warnings = append(f.warnings, fmt.Sprintf("filesystem was not cleanly unmounted: replayed %d committed journal transactions (%d blocks) in memory", len(txns), len(ov.blocks)))
 	// Group descriptors may have been journaled too.
 	return f.readGroupDescriptors()
