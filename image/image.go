@@ -135,6 +135,9 @@ func Open(path string, opt Options) (*Disk, error) {
 		return nil, fmt.Errorf("image: %s (decompressed %s): %w", path, res.Format, err)
 	}
 	d.Path, d.RawPath, d.Compression, d.closer = path, res.Path, res.Format, res.File
+	if res.Warning != "" {
+		d.Warnings = append([]string{res.Warning}, d.Warnings...)
+	}
 	return d, nil
 }
 

@@ -114,6 +114,8 @@ type Result struct {
 	Size   int64    // bytes of raw image
 	Format string   // e.g. "zstd", "gzip+tar", "tar"
 	Reused bool     // an existing cache file was used
+	// Warning says why the default cache directory was not used.
+	Warning string
 }
 
 // DefaultDir is the cache directory used when Options.Dir is empty.
@@ -155,7 +157,16 @@ func Decompress(src *os.File, name string, opt Options) (*Result, error) {
 		dir = DefaultDir()
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
+		if opt.Dir != "" {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		// A sandboxed user may have no usable home: work without a cache.
+		opt.NoCache = true
+		r, err2 := Decompress(src, name, opt)
+		if r != nil {
+			r.Warning = fmt.Sprintf("cache directory %s is not usable (%v): decompressed into a temporary file that is removed on exit", dir, err)
+		}
+		return r, err2
 	}
 	abs, err := filepath.Abs(name)
 	if err != nil {

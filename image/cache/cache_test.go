@@ -291,3 +291,23 @@ func TestStalePartial(t *testing.T) {
 		t.Error("a young partial file (maybe another run's) was removed")
 	}
 }
+
+// A user without a usable cache directory (a sandbox with no home) still
+// gets the image, through a temporary file, and a warning says why.
+func TestDecompressUnusableCacheDir(t *testing.T) {
+	dir, want, _ := inputs(t)
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(blocker, "cache")) // under a regular file: mkdir fails even as root
+	t.Setenv("TMPDIR", t.TempDir())
+	res := decompress(t, filepath.Join(dir, "disk.raw.zst"), Options{})
+	defer res.File.Close()
+	if res.Path != "" || !strings.Contains(res.Warning, "not usable") {
+		t.Errorf("result %+v", res)
+	}
+	if got := fileHash(t, io.NewSectionReader(res.File, 0, res.Size)); got != want {
+		t.Error("decompressed image differs from the original")
+	}
+}
