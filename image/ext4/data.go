@@ -77,6 +77,31 @@ func (r *File) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo copies the rest of the file to w in large reads, so that
+// io.Copy does not fall back to small buffers.
+func (r *File) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, min(1<<20, max(r.size-r.pos, 1)))
+	var total int64
+	for r.pos < r.size {
+		n, err := r.ReadAt(buf, r.pos)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			r.pos += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 func (r *File) Seek(offset int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekStart:

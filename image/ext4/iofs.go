@@ -247,6 +247,13 @@ func (o *openFile) ReadAt(p []byte, off int64) (int, error) {
 	return o.r.ReadAt(p, off)
 }
 
+func (o *openFile) WriteTo(w io.Writer) (int64, error) {
+	if o.r == nil {
+		return 0, &fs.PathError{Op: "read", Path: o.name, Err: errors.New("is a directory")}
+	}
+	return o.r.WriteTo(w)
+}
+
 func (o *openFile) Seek(off int64, whence int) (int64, error) {
 	if o.r == nil {
 		return 0, &fs.PathError{Op: "seek", Path: o.name, Err: errors.New("is a directory")}
