@@ -10,35 +10,10 @@ import (
 
 	"github.com/ctrlift/ctrlift/image"
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// shared returns ../shared beside the repository, skipping when absent.
-func shared(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared data not available: %v", err)
-	}
-	return dir
-}
+func shared(t testing.TB) string { return testutil.Shared(t) }
 
 func realworld(t testing.TB, rel string) []byte {
 	t.Helper()

@@ -5,38 +5,21 @@ package ext4_test
 // testdata/images/ext4/make-ext4.py wrote with e2fsprogs.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 	"github.com/klauspost/compress/zstd"
 )
 
 // moduleRoot is the directory holding go.mod.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+func moduleRoot(t testing.TB) string { return testutil.RepoRoot(t) }
 
 // ext4FixtureDir holds the committed images and their expectations.
 func ext4FixtureDir(t testing.TB) string {
@@ -55,61 +38,11 @@ func sharedFixture(t testing.TB, rel string) string {
 }
 
 // needTools skips the test unless every named program is on PATH.
-func needTools(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not installed", n)
-		}
-	}
-}
+func needTools(t testing.TB, names ...string) { testutil.NeedTools(t, names...) }
 
 // decompressZstd writes the zstd stream in src to dst, leaving runs of
 // zeros as holes: the images are mostly empty and the COS disk is 5 GiB.
-func decompressZstd(t testing.TB, src, dst string) int64 {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	const chunk = 64 << 10
-	buf := make([]byte, 4<<20)
-	zero := make([]byte, chunk)
-	var off int64
-	for {
-		n, rerr := io.ReadFull(dec, buf)
-		for i := 0; i < n; i += chunk {
-			part := buf[i:min(i+chunk, n)]
-			if !bytes.Equal(part, zero[:len(part)]) {
-				if _, err := out.WriteAt(part, off+int64(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		off += int64(n)
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			t.Fatalf("decompressing %s: %v", src, rerr)
-		}
-	}
-	if err := out.Truncate(off); err != nil {
-		t.Fatal(err)
-	}
-	return off
-}
+func decompressZstd(t testing.TB, src, dst string) int64 { return testutil.DecompressZstd(t, src, dst) }
 
 // openFixtureImage decompresses testdata/images/ext4/<name>.img.zst into a
 // temporary directory and opens it.

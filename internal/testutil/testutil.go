@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -78,6 +79,24 @@ func Unzstd(t testing.TB, src string) string {
 	if _, err := os.Stat(dst); err == nil {
 		return dst
 	}
+	tmp, err := os.CreateTemp(dir, ".partial-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	DecompressZstd(t, src, tmp.Name())
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// DecompressZstd writes the zstd file src to dst as a sparse file (runs of
+// zeros become holes: the disk fixtures are mostly empty) and returns its
+// size.
+func DecompressZstd(t testing.TB, src, dst string) int64 {
+	t.Helper()
 	in, err := os.Open(src)
 	if err != nil {
 		t.Fatal(err)
@@ -88,22 +107,26 @@ func Unzstd(t testing.TB, src string) string {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	tmp, err := os.CreateTemp(dir, ".partial-*")
+	out, err := os.Create(dst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := copySparse(tmp, dec); err != nil {
-		tmp.Close()
-		t.Fatal(err)
+	defer out.Close()
+	n, err := copySparse(out, dec)
+	if err != nil {
+		t.Fatalf("decompressing %s: %v", src, err)
 	}
-	if err := tmp.Close(); err != nil {
-		t.Fatal(err)
+	return n
+}
+
+// NeedTools skips the test unless every named program is on PATH.
+func NeedTools(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("%s not installed", n)
+		}
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 func quickKey(path string, size int64) (string, error) {
@@ -121,7 +144,7 @@ func quickKey(path string, size int64) (string, error) {
 }
 
 // copySparse copies r to f, seeking over all-zero 64 KiB chunks.
-func copySparse(f *os.File, r io.Reader) error {
+func copySparse(f *os.File, r io.Reader) (int64, error) {
 	buf := make([]byte, 64<<10)
 	var off int64
 	for {
@@ -129,16 +152,16 @@ func copySparse(f *os.File, r io.Reader) error {
 		if n > 0 {
 			if !allZero(buf[:n]) {
 				if _, werr := f.WriteAt(buf[:n], off); werr != nil {
-					return werr
+					return off, werr
 				}
 			}
 			off += int64(n)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return f.Truncate(off)
+			return off, f.Truncate(off)
 		}
 		if err != nil {
-			return err
+			return off, err
 		}
 	}
 }
