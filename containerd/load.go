@@ -120,6 +120,42 @@ func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// readBolt reads a bbolt file up to the high-water mark of its meta pages
+// (boltsafe.UsedSize): a size field inflated by damage or a sparse tail
+// must not turn into gigabytes of zeros in memory.
+func readBolt(fsys fs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v)", name, st.Mode().Type())
+	}
+	size := st.Size()
+	head := make([]byte, min(size, boltsafe.HeadSize))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	used := boltsafe.UsedSize(head, size)
+	if used > boltsafe.MaxSize {
+		return nil, fmt.Errorf("%s: %d bytes of pages in use (file size %d) exceed the %d-byte limit", name, used, size, int64(boltsafe.MaxSize))
+	}
+	if used <= int64(len(head)) {
+		return head[:used], nil
+	}
+	data := make([]byte, used)
+	copy(data, head)
+	if _, err := io.ReadFull(f, data[len(head):]); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return data, nil
+}
+
 func dbInfo(p string, info boltsafe.Info) DBInfo {
 	return DBInfo{Path: p, Size: info.Size, PageSize: info.PageSize, MetaPage: info.Meta, TxID: info.TxID, Warnings: info.Warnings}
 }
@@ -137,7 +173,7 @@ func Load(fsys fs.FS, root string) (*State, error) {
 	}
 	s := &State{Root: root, fsys: fsys, snapDBs: map[string]*SnapshotterDB{}, metaSnap: map[snapRef]*Snapshot{}}
 	metaPath := path.Join(root, MetaDBPath)
-	data, err := readFile(fsys, metaPath, boltsafe.MaxSize)
+	data, err := readBolt(fsys, metaPath)
 	if err != nil {
 		return nil, fmt.Errorf("containerd: meta.db: %w", err)
 	}
@@ -235,7 +271,7 @@ func (s *State) loadSnapshotters(m *MetaDB) {
 			s.gcfsDir = dirs[name]
 		}
 		p := path.Join(dirs[name], "metadata.db")
-		data, err := readFile(s.fsys, p, boltsafe.MaxSize)
+		data, err := readBolt(s.fsys, p)
 		var sdb *SnapshotterDB
 		if err == nil {
 			sdb, err = ReadSnapshotterDB(data)

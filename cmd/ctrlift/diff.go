@@ -54,7 +54,11 @@ are never followed. REF is as for "info container".`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "container %s\n", c.Describe())
+			fmt.Fprintf(cmd.ErrOrStderr(), "container %s\n", printable(c.Describe()))
+			if c.LayersError != "" && len(c.Layers) == 0 {
+				// As export says it: why the chain is empty.
+				return fmt.Errorf("container %s: snapshot chain: %s", c.ID, c.LayersError)
+			}
 			ls, err := toLayers(fsys, c.Layers, allowMissing)
 			if err != nil {
 				return fmt.Errorf("container %s: %w", c.ID, err)

@@ -141,7 +141,7 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 		return err
 	}
 	if !ef.quiet {
-		fmt.Fprintf(cmd.ErrOrStderr(), "container %s\n", c.Describe())
+		fmt.Fprintf(cmd.ErrOrStderr(), "container %s\n", printable(c.Describe()))
 	}
 	if c.LayersError != "" && len(c.Layers) == 0 {
 		return fmt.Errorf("container %s: snapshot chain: %s", c.ID, c.LayersError)
@@ -225,7 +225,7 @@ func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *expo
 	}
 	if !ef.quiet {
 		for _, w := range m.Warnings {
-			fmt.Fprintln(stderr, "warning:", w)
+			fmt.Fprintln(stderr, "warning:", printable(w))
 		}
 	}
 	comp := export.CompressionFor(output)
@@ -301,7 +301,7 @@ func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *expo
 	}
 	if !ef.quiet {
 		for _, s := range stats.Skipped {
-			fmt.Fprintln(stderr, "skipped:", s)
+			fmt.Fprintln(stderr, "skipped:", printable(s))
 		}
 		fmt.Fprintf(stderr, "%s: %d entries, %s of file data in %s\n", output, stats.Files, iec(stats.Bytes), time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(stderr, "tar sha256 %s\n", stats.TarSHA256)
@@ -433,7 +433,7 @@ func exportAll(cmd *cobra.Command, st *containerd.State, fsys *ext4.FS, ef *expo
 			e.Error = err.Error()
 			e.File, e.Manifest = "", ""
 			os.Remove(sub.manifest)
-			fmt.Fprintf(cmd.ErrOrStderr(), "ctrlift: %s: %v\n", c.ID, err)
+			fmt.Fprintf(cmd.ErrOrStderr(), "ctrlift: %s: %s\n", printable(c.ID), printable(err.Error()))
 		}
 		index = append(index, e)
 	}

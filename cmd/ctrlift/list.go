@@ -129,7 +129,7 @@ func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*container
 		fmt.Fprintf(stderr, "containerd root %s on %s; meta.db txid %d (meta page %d)\n", st.Root, describePartition(part), st.MetaDB.TxID, st.MetaDB.MetaPage)
 	}
 	for _, w := range st.Warnings {
-		fmt.Fprintln(stderr, "ctrlift: warning:", w)
+		fmt.Fprintln(stderr, "ctrlift: warning:", printable(w))
 	}
 	fsOut, _ := fsys.(*ext4.FS)
 	return st, fsOut, closeAll, nil

@@ -12,7 +12,7 @@ import (
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "ctrlift:", err)
+		fmt.Fprintln(os.Stderr, "ctrlift:", printable(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -127,6 +127,6 @@ func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
 
 func printImageWarnings(w io.Writer, warnings []string) {
 	for _, s := range warnings {
-		fmt.Fprintln(w, "warning:", s)
+		fmt.Fprintln(w, "warning:", printable(s))
 	}
 }

@@ -13,8 +13,10 @@ import (
 )
 
 // MaxSize is the largest database Read accepts; it bounds the memory spent
-// on one file (the bytes, a private copy, and the decoded tree).
-const MaxSize = 2 << 30
+// on one file (the bytes, a private copy, and the decoded tree). Only the
+// pages in use count (see UsedSize): 256 MiB of them keeps a forged
+// database within ctrlift's 512 MiB memory budget (SECURITY.md).
+const MaxSize = 256 << 20
 
 // DB is a validated bbolt database read completely into memory.
 type DB struct {

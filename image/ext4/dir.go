@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ func (f *FS) walkDir(dir *Inode, fn func(DirEntry) bool) error {
 	}
 	bs := f.blockSize
 	buf := make([]byte, bs)
+	// A block mapped twice is corruption, and a forged extent tree that
+	// maps one block of entries thousands of times would otherwise cost
+	// time and memory in proportion (found by internal/hostile).
+	seen := map[uint64]uint64{} // physical block -> logical block
 	for off := int64(0); off < dir.Size; off += bs {
 		lblk := uint64(off / bs)
 		m, err := r.mapBlock(lblk)
@@ -65,6 +70,10 @@ func (f *FS) walkDir(dir *Inode, fn func(DirEntry) bool) error {
 			off += int64(m.count-1) * bs
 			continue
 		}
+		if prev, dup := seen[m.pblk]; dup {
+			return &FormatError{Struct: "directory", Ino: dir.Num, Off: int64(m.pblk) * bs, Msg: fmt.Sprintf("logical block %d maps physical block %d, already read as logical block %d", lblk, m.pblk, prev)}
+		}
+		seen[m.pblk] = lblk
 		n, err := r.ReadAt(buf, off)
 		if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
 			return err
@@ -108,6 +117,11 @@ func (f *FS) parseDirBlock(ino uint32, b []byte, at int64, fn func(DirEntry) boo
 				return false, &FormatError{Struct: "directory entry", Ino: ino, Off: at + int64(p), Msg: fmt.Sprintf("inode %d out of range 1..%d", child, f.inodesCount)}
 			}
 			name := b[p+8 : p+8+nameLen]
+			// A name is one path element: with a slash or a NUL it would
+			// become "/../etc/x" in a tar (found by internal/hostile).
+			if bytes.ContainsAny(name, "/\x00") {
+				return false, &FormatError{Struct: "directory entry", Ino: ino, Off: at + int64(p), Msg: fmt.Sprintf("name %q contains a slash or NUL", name)}
+			}
 			if !(nameLen == 1 && name[0] == '.') && !(nameLen == 2 && name[0] == '.' && name[1] == '.') && nameLen > 0 {
 				if !fn(DirEntry{Name: string(name), Ino: child, Type: typ}) {
 					return false, nil

@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostile
 
 import (
@@ -68,7 +70,24 @@ type Base struct {
 	Parts      [][2]int64 // partition [start, end) byte ranges
 
 	Boundaries []int64 // offsets where a truncation is interesting
+
+	// Free is a run of never-written blocks of the filesystem (a hole of
+	// the image), [start, end) file offsets, where mutations may forge
+	// structures; zero when there is none.
+	Free [2]int64
+
+	// ExportDirs are the directories exported from a base without
+	// containerd state: the root when it holds no file of a huge apparent
+	// size, else its top-level directories that hold none (see
+	// hugeApparent).
+	ExportDirs []string
 }
+
+// hugeApparent is the apparent size above which a file of a pristine base
+// is kept out of the sweep's exports: export writes holes as zeros, so
+// the ext4 fixtures' 5 GiB sparse files would take the whole time limit
+// (SECURITY.md, known limitations).
+const hugeApparent = 64 << 20
 
 // ReadAt reads the pristine image.
 func (b *Base) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
@@ -76,9 +95,10 @@ func (b *Base) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, o
 // Close releases the pristine file.
 func (b *Base) Close() error { return b.f.Close() }
 
-// OpenBase opens a pristine image and locates its structures. fsOff is the
-// byte offset of the filesystem to aim at (-1: none, or find STATE / the
-// largest ext partition through package image).
+// OpenBase opens a pristine image of the given kind and locates its
+// structures: the partition table, the filesystem of the STATE (or
+// largest ext) partition, and for containerd images the databases,
+// snapshots, layer directories and a sample of the layers' contents.
 func OpenBase(name, kind, file string) (*Base, error) {
 	f, err := os.Open(file)
 	if err != nil {
@@ -113,6 +133,7 @@ func (b *Base) locate() error {
 	p, err := d.Select("")
 	if err != nil || !image.IsExt(p.FS.Type) {
 		if b.Kind == KindTable {
+			b.addBoundaries()
 			return nil // a disk without an ext filesystem: table classes only
 		}
 		return fmt.Errorf("no ext filesystem: %v", err)
@@ -130,6 +151,7 @@ func (b *Base) locate() error {
 		b.Journal = j
 	}
 	b.addBoundaries()
+	b.findFree()
 	if b.Kind == KindContainerd {
 		return b.locateContainerd(fsys)
 	}
@@ -138,8 +160,70 @@ func (b *Base) locate() error {
 		return err
 	}
 	b.add(root, "path")
-	return b.FS.walk(root, 400, func(in *InodeInfo) { b.add(in, "entry") })
+	if err := b.FS.walk(root, 400, func(in *InodeInfo) { b.add(in, "entry") }); err != nil {
+		return err
+	}
+	return b.exportDirs(root)
 }
+
+func (b *Base) exportDirs(root *InodeInfo) error {
+	huge := map[string]bool{}
+	var tops []string
+	err := b.FS.walk(root, 1<<17, func(in *InodeInfo) {
+		top, _, nested := strings.Cut(in.Path, "/")
+		if !nested && in.IsDir() {
+			tops = append(tops, top)
+		}
+		if in.IsReg() && in.Size > hugeApparent {
+			huge[top] = true
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(huge) == 0 {
+		b.ExportDirs = []string{"."}
+		return nil
+	}
+	for _, t := range tops {
+		if !huge[t] {
+			b.ExportDirs = append(b.ExportDirs, t)
+		}
+	}
+	return nil
+}
+
+// findFree looks for the largest hole in the second half of the
+// filesystem: blocks nobody wrote, free space.
+func (b *Base) findFree() {
+	g := b.FS
+	end := g.Off + int64(g.BlocksCount)*g.BS
+	end = min(end, b.Size)
+	fd := int(b.f.Fd())
+	for pos := g.Off + (end-g.Off)/2; pos < end; {
+		h, err := unix.Seek(fd, pos, unix.SEEK_HOLE)
+		if err != nil || h >= end {
+			return
+		}
+		d, err := unix.Seek(fd, h, unix.SEEK_DATA)
+		if err != nil {
+			d = b.Size
+		}
+		d = min(d, end)
+		start := (h - g.Off + g.BS - 1) / g.BS * g.BS
+		stop := (d - g.Off) / g.BS * g.BS
+		if stop-start > b.Free[1]-b.Free[0] {
+			b.Free = [2]int64{g.Off + start, g.Off + stop}
+		}
+		pos = d
+	}
+}
+
+// FSOffset returns the byte offset of the base's filesystem in its file.
+func (b *Base) FSOffset() int64 { return b.FS.Off }
+
+// Lookup finds a path of the base's filesystem.
+func (b *Base) Lookup(p string) (*InodeInfo, error) { return b.FS.lookup(p) }
 
 func (b *Base) add(in *InodeInfo, role string) *InodeInfo {
 	in.Role = role
@@ -148,12 +232,16 @@ func (b *Base) add(in *InodeInfo, role string) *InodeInfo {
 }
 
 func (b *Base) addBoundaries() {
-	g := b.FS
 	add := func(offs ...int64) { b.Boundaries = append(b.Boundaries, offs...) }
-	add(0, 512, 1024, g.Off, g.Off+sbOff, g.Off+sbOff+0x60, g.Off+2*sbOff, b.Size-512, b.Size-1)
+	add(0, 512, 1024, 2048, b.Size/2, b.Size-512, b.Size-1)
 	for _, p := range b.Parts {
 		add(p[0], p[0]+512, p[1]-512, p[1])
 	}
+	g := b.FS
+	if g == nil {
+		return
+	}
+	add(g.Off, g.Off+sbOff, g.Off+sbOff+0x60, g.Off+2*sbOff)
 	for _, o := range g.GDTBlocks {
 		add(o, o+g.DescSize, o+g.BS)
 	}
@@ -231,6 +319,15 @@ func (b *Base) locateContainerd(fsys *ext4.FS) error {
 			}
 			b.sampleEntries(ents, 40)
 		}
+	}
+	if blobs, err := b.FS.lookup(path.Join(root, "io.containerd.content.v1.content/blobs")); err == nil {
+		n := 0
+		b.FS.walk(blobs, 200, func(e *InodeInfo) {
+			if e.IsReg() && n < 24 {
+				b.add(e, "blob")
+				n++
+			}
+		})
 	}
 	cri, err := b.FS.lookup(path.Join(root, "io.containerd.grpc.v1.cri"))
 	if err == nil {
@@ -363,8 +460,11 @@ func copyData(out, src *os.File, off, n int64) error {
 	pos := off
 	for pos < end {
 		d, err := unix.Seek(int(src.Fd()), pos, unix.SEEK_DATA)
-		if err != nil || d >= end {
-			return nil // ENXIO: no data after pos
+		if err == unix.ENXIO || err == nil && d >= end {
+			return nil // no data after pos
+		}
+		if err != nil {
+			return err
 		}
 		h, err := unix.Seek(int(src.Fd()), d, unix.SEEK_HOLE)
 		if err != nil {

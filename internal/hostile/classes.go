@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostile
 
 import (
@@ -27,11 +29,14 @@ var Classes = []Class{
 	{Name: "ext4-inode", Weight: 8, Applies: hasFS, Gen: genInode},
 	{Name: "ext4-extent", Weight: 7, Applies: hasFS, Gen: genExtent},
 	{Name: "ext4-dir", Weight: 8, Applies: hasFS, Gen: genDir},
+	{Name: "ext4-names", Weight: 4, Applies: hasFS, Gen: genNames},
 	{Name: "ext4-xattr", Weight: 5, Applies: hasFS, Gen: genXattr},
+	{Name: "ext4-amplify", Weight: 3, Applies: func(b *Base) bool { return b.FS != nil && b.Free[1]-b.Free[0] >= 8*b.FS.BS }, Gen: genAmplify},
 	{Name: "ext4-journal", Weight: 3, Applies: func(b *Base) bool { return b.Journal != nil }, Gen: genJournal},
 	{Name: "gpt-header", Weight: 5, Applies: func(b *Base) bool { return b.GPT != nil }, Gen: genGPTHeader},
 	{Name: "gpt-entries", Weight: 5, Applies: func(b *Base) bool { return b.GPT != nil }, Gen: genGPTEntries},
 	{Name: "mbr", Weight: 2, Applies: func(b *Base) bool { return b.MBR != nil }, Gen: genMBR},
+	{Name: "file-size", Weight: 5, Applies: hasContainerd, Gen: genFileSize},
 	{Name: "bbolt-flip", Weight: 6, Applies: hasContainerd, Gen: genBoltFlip},
 	{Name: "bbolt-truncate", Weight: 4, Applies: hasContainerd, Gen: genBoltTruncate},
 	{Name: "bbolt-cycle", Weight: 4, Applies: hasContainerd, Gen: genBoltCycle},
@@ -160,10 +165,19 @@ func genInode(v *Variant) {
 	in := pick(v.R, b.Inodes)
 	g := b.FS
 	what := describeInode(in)
-	switch v.R.IntN(7) {
+	switch v.R.IntN(8) {
 	case 0:
 		v.zero(in.Off, g.InodeSize)
 		v.say("of %s", what)
+	case 7:
+		// The whole inode table block holding it: its neighbours too.
+		blk := g.Off + (in.Off-g.Off)/g.BS*g.BS
+		if v.R.IntN(2) == 0 {
+			v.zero(blk, g.BS)
+		} else {
+			v.flip(blk, g.BS)
+		}
+		v.say("(the inode table block of %s)", what)
 	case 1:
 		v.flip(in.Off, g.InodeSize)
 		v.say("in %s", what)
@@ -384,6 +398,63 @@ func genDir(v *Variant) {
 	}
 }
 
+// hostileNames replace a directory entry's name (cut or padded to its
+// length): path traversal, separators, NUL, terminal escapes, line
+// breaks, invalid UTF-8, a bidi override, the dot entries.
+var hostileNames = []string{"/..", "../", "a/b", "/", "..", ".", "a\x00b", "\x1b[2J\x1b[H", "a\nctrlift: fake", "\r", "\xff\xfe", "\u202e", "-rf"}
+
+func genNames(v *Variant) {
+	b := v.Base
+	g := b.FS
+	dirs := b.inodesWith(func(in *InodeInfo) bool { return in.IsDir() && len(in.Runs) > 0 })
+	if len(dirs) == 0 {
+		v.Skip = true
+		return
+	}
+	d := pick(v.R, dirs)
+	ents, err := g.readDir(d)
+	if err != nil || len(ents) == 0 {
+		v.Skip = true
+		return
+	}
+	e := pick(v.R, ents)
+	name := pick(v.R, hostileNames)
+	buf := renameAt(v, e, name, v.R.IntN(2) == 0)
+	v.say("entry %q of %s renamed %q", e.Name, describeInode(d), buf)
+}
+
+// renameAt overwrites the name of entry e with name, repeated or cut to
+// the entry's name length, or fitted exactly when exact and the record
+// has room.
+func renameAt(v *Variant, e dirEntry, name string, exact bool) []byte {
+	nl := int(v.get(e.Off+6, 1)[0])
+	if exact || len(name) > nl {
+		if rl := int(le.Uint16(v.get(e.Off+4, 2))); 8+len(name) <= rl {
+			nl = len(name)
+			v.put(e.Off+6, []byte{byte(nl)})
+		}
+	}
+	buf := []byte(strings.Repeat(name, nl/max(len(name), 1)+1))[:nl]
+	v.put(e.Off+8, buf)
+	return buf
+}
+
+// RenameEntry gives the first entry of directory dir whose record has room
+// for it the name name, and returns the entry's file offset.
+func RenameEntry(v *Variant, dir *InodeInfo, name string) (int64, bool) {
+	ents, err := v.Base.FS.readDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	for _, e := range ents {
+		if rl := int(le.Uint16(v.get(e.Off+4, 2))); 8+len(name) <= rl {
+			renameAt(v, e, name, true)
+			return e.Off, true
+		}
+	}
+	return 0, false
+}
+
 func genXattr(v *Variant) {
 	b := v.Base
 	with := b.inodesWith(func(in *InodeInfo) bool { return in.EABlk != 0 || in.EAArea[1] != 0 })
@@ -444,6 +515,93 @@ func genXattr(v *Variant) {
 		}
 		v.hugeField(pick(v.R, list), xattrEntryFields, what+" entry")
 	}
+}
+
+// genAmplify forges an extent tree in free blocks that maps one block of
+// a directory (or file) again and again, so a few forged blocks make a
+// directory of hundreds of MiB whose entries all repeat: a reader that
+// collects every entry of a directory runs out of memory.
+func genAmplify(v *Variant) {
+	b := v.Base
+	g := b.FS
+	cands := b.inodesWith(func(in *InodeInfo) bool {
+		return len(in.Runs) > 0 && in.Flags&inodeFlagExtents != 0 && (in.IsDir() || in.IsReg())
+	})
+	if len(cands) == 0 || g.BS < 1024 {
+		v.Skip = true
+		return
+	}
+	dirs := b.inodesWith(func(in *InodeInfo) bool { return in.IsDir() && len(in.Runs) > 0 && in.Flags&inodeFlagExtents != 0 })
+	// Directories whose first block names many entries amplify most.
+	var full []*InodeInfo
+	for _, d := range dirs {
+		if ents, err := g.readDir(&InodeInfo{Runs: d.Runs[:1]}); err == nil && len(ents) >= 16 {
+			full = append(full, d)
+		}
+	}
+	in := pick(v.R, cands)
+	switch r := v.R.IntN(4); {
+	case r < 2 && len(full) > 0:
+		in = pick(v.R, full)
+	case r < 3 && len(dirs) > 0:
+		in = pick(v.R, dirs)
+	}
+	per := int((g.BS - 12) / 12)
+	room := int((b.Free[1]-b.Free[0])/g.BS) - 1
+	Amplify(v, in, min(pick(v.R, []int{1, 8, 64, per}), room, per))
+}
+
+// Amplify makes inode in map its first data block again and again through
+// a forged depth-2 extent tree of leaves leaf blocks, written into the
+// base's free blocks (Base.Free).
+func Amplify(v *Variant, in *InodeInfo, leaves int) {
+	b := v.Base
+	g := b.FS
+	per := int((g.BS - 12) / 12) // entries per extent block
+	target := in.Runs[0].P
+	free := uint64((b.Free[0] - g.Off) / g.BS)
+	idx := free
+	blk := make([]byte, g.BS)
+	hdr := func(entries, depth int) {
+		clear(blk)
+		le.PutUint16(blk[0:], 0xF30A)
+		le.PutUint16(blk[2:], uint16(entries))
+		le.PutUint16(blk[4:], uint16(per))
+		le.PutUint16(blk[6:], uint16(depth))
+	}
+	// Index block: one entry per leaf.
+	hdr(leaves, 1)
+	for j := 0; j < leaves; j++ {
+		e := blk[12+12*j:]
+		le.PutUint32(e[0:], uint32(j*per))
+		le.PutUint32(e[4:], uint32(free+1+uint64(j)))
+	}
+	v.put(g.BlockOff(idx), blk)
+	// Leaves: every extent is the same single block.
+	for j := 0; j < leaves; j++ {
+		hdr(per, 0)
+		for i := 0; i < per; i++ {
+			e := blk[12+12*i:]
+			le.PutUint32(e[0:], uint32(j*per+i))
+			le.PutUint16(e[4:], 1)
+			le.PutUint16(e[6:], uint16(target>>32))
+			le.PutUint32(e[8:], uint32(target))
+		}
+		v.put(g.BlockOff(free+1+uint64(j)), blk)
+	}
+	// The root in the inode: depth 2, one index entry.
+	root := make([]byte, 60)
+	le.PutUint16(root[0:], 0xF30A)
+	le.PutUint16(root[2:], 1)
+	le.PutUint16(root[4:], 4)
+	le.PutUint16(root[6:], 2)
+	le.PutUint32(root[12+4:], uint32(idx))
+	le.PutUint16(root[12+8:], uint16(idx>>32))
+	v.put(in.Off+0x28, root)
+	size := uint64(leaves*per) * uint64(g.BS)
+	v.putUint(in.Off+0x04, 4, size&0xFFFFFFFF, false)
+	v.putUint(in.Off+0x6C, 4, size>>32, false)
+	v.say("%s now maps its first block %d times through %d forged extent leaves (%d MiB)", describeInode(in), leaves*per, leaves, size>>20)
 }
 
 func genJournal(v *Variant) {
@@ -622,6 +780,28 @@ func genMBR(v *Variant) {
 	default:
 		v.hugeField(pick(v.R, m.Entries), mbrEntryFields, "MBR entry")
 	}
+}
+
+// genFileSize gives a file that ctrlift reads whole (a database, a CRI
+// status, a content blob) a huge or slightly wrong size: its data then
+// ends early or continues as a hole.
+func genFileSize(v *Variant) {
+	files := v.Base.inodesWith(func(in *InodeInfo) bool {
+		switch in.Role {
+		case "metadb", "snapdb", "cri-file", "blob":
+			return true
+		}
+		return false
+	})
+	in := pick(v.R, files)
+	if v.R.IntN(3) == 0 {
+		in = v.Base.MetaDB.Inode
+	}
+	sizes := []int64{0, 1, in.Size - 1, in.Size + 1, in.Size*2 + 1, 64 << 20, 256<<20 + 1, 1<<31 - 16, 1 << 31, 1<<32 - 1, 1 << 40, 1 << 62, 1<<63 - 1}
+	n := uint64(pick(v.R, sizes))
+	v.putUint(in.Off+0x04, 4, n&0xFFFFFFFF, false)
+	v.putUint(in.Off+0x6C, 4, n>>32, false)
+	v.say("i_size of %s: %d -> %d", describeInode(in), in.Size, n)
 }
 
 // --- bbolt ---

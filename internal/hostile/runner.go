@@ -1,13 +1,16 @@
+//go:build linux
+
 package hostile
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"os/exec"
@@ -24,8 +27,13 @@ import (
 
 // Outcomes of a run or a variant, worst last.
 const (
-	OutcomeOK      = "success"
-	OutcomeError   = "clean error"
+	OutcomeOK    = "success"
+	OutcomeError = "clean error"
+	// OutcomeRunaway is an export that hit the harness's file size limit
+	// while writing the data of one file: a file of huge apparent size
+	// (sparse, or a damaged size field) expanded to zeros. A known
+	// limitation (SECURITY.md); it does not fail the sweep.
+	OutcomeRunaway = "runaway output"
 	OutcomeUnclear = "unclear error" // exit 1 without a one-line "ctrlift:" error
 	OutcomeOutput  = "bad output"    // success, but the export is not a readable tar
 	OutcomeWrite   = "stray write"   // wrote outside the output path, or changed the image
@@ -36,7 +44,7 @@ const (
 )
 
 // OutcomeOrder lists outcomes from best to worst, for reports.
-var OutcomeOrder = []string{OutcomeOK, OutcomeError, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash, OutcomePanic, OutcomeMemory, OutcomeTimeout}
+var OutcomeOrder = []string{OutcomeOK, OutcomeError, OutcomeRunaway, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash, OutcomePanic, OutcomeMemory, OutcomeTimeout}
 
 func rank(o string) int {
 	for i, x := range OutcomeOrder {
@@ -56,10 +64,11 @@ type Config struct {
 	Limiter   string        // limitexec binary
 	Timeout   time.Duration // wall clock per run
 	MaxRSS    int64         // peak resident set, bytes
-	AddrSpace uint64        // RLIMIT_AS: the Go runtime reserves ~0.6 GiB of address space up front
+	AddrSpace uint64        // RLIMIT_AS: the Go runtime reserves ~1 GiB of address space (randomly placed) up front
 	FileSize  uint64        // RLIMIT_FSIZE: bounds what a runaway export can write
 	UID, GID  int           // run as this user when >= 0 (the harness runs as root)
 	MaxCtrs   int           // containers exercised per variant
+	ExtraEnv  []string      // added to the children's environment (the harness's self-test)
 }
 
 // Run is one child process.
@@ -71,6 +80,7 @@ type Run struct {
 	Stderr  string
 	MaxRSS  int64
 	Wall    time.Duration
+	CPU     time.Duration // user + system time of ctrlift
 	Outcome string
 	ErrLine string // the error line, without "ctrlift: "
 	Problem string
@@ -91,6 +101,8 @@ func (r *Result) fail(outcome, format string, args ...any) {
 	}
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 }
+
+var fingerprintSeed = maphash.MakeSeed()
 
 // Worker runs variants one after another in its own directory.
 type Worker struct {
@@ -141,11 +153,12 @@ type fileState struct {
 	size         int64
 	mtime, ctime unix.Timespec
 	ino          uint64
-	sum          [32]byte
+	sum          uint64
 }
 
 // stateOf fingerprints a file: stat times (any write changes ctime) and a
-// SHA-256 of its data extents.
+// hash of its data extents (maphash: fast, and nothing here is adversarial
+// about collisions).
 func stateOf(p string) (fileState, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(p, &st); err != nil {
@@ -157,24 +170,28 @@ func stateOf(p string) (fileState, error) {
 		return fs, err
 	}
 	defer f.Close()
-	h := sha256.New()
+	var h maphash.Hash
+	h.SetSeed(fingerprintSeed)
 	buf := make([]byte, 1<<20)
 	for pos := int64(0); pos < st.Size; {
 		d, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			break // only a hole follows
+		}
 		if err != nil {
-			break
+			return fs, err
 		}
 		e, err := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
 		if err != nil {
 			return fs, err
 		}
-		fmt.Fprintf(h, "%d:", d)
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, d, e-d), buf); err != nil {
+		fmt.Fprintf(&h, "%d:", d)
+		if _, err := io.CopyBuffer(&h, io.NewSectionReader(f, d, e-d), buf); err != nil {
 			return fs, err
 		}
 		pos = e
 	}
-	copy(fs.sum[:], h.Sum(nil))
+	fs.sum = h.Sum64()
 	return fs, nil
 }
 
@@ -225,7 +242,10 @@ func (w *Worker) prepare(v *Variant) (string, func() error, error) {
 		for i := len(v.Patches) - 1; i >= 0; i-- {
 			pt := v.Patches[i]
 			orig := make([]byte, len(pt.Data))
-			v.Base.ReadAt(orig, pt.Off)
+			if _, err := v.Base.ReadAt(orig, pt.Off); err != nil && err != io.EOF {
+				f.Close()
+				return err
+			}
 			if _, err := f.WriteAt(orig, pt.Off); err != nil {
 				f.Close()
 				return err
@@ -274,7 +294,7 @@ func (w *Worker) Check(v *Variant) *Result {
 	case err != nil:
 		res.fail(OutcomeWrite, "image file: %v", err)
 	case after != before:
-		res.fail(OutcomeWrite, "image file changed: size %d -> %d, sha256 %x -> %x", before.size, after.size, before.sum[:6], after.sum[:6])
+		res.fail(OutcomeWrite, "image file changed: size %d -> %d, content hash %x -> %x, ctime %v -> %v", before.size, after.size, before.sum, after.sum, before.ctime, after.ctime)
 	}
 	// Nothing may appear next to the image, in the working directory, in
 	// HOME or TMPDIR; only out/ holds what was asked for.
@@ -315,26 +335,51 @@ func (w *Worker) Check(v *Variant) *Result {
 
 func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Result) {
 	out := dirs["out"]
-	do := func(args ...string) *Run {
-		r := w.exec(args, dirs)
+	do := func(sink func(io.Reader) error, args ...string) *Run {
+		r := w.exec(args, dirs, sink)
 		res.Runs = append(res.Runs, *r)
-		if r.Outcome != OutcomeOK && r.Outcome != OutcomeError {
+		if (r.Outcome == OutcomeError || r.Outcome == OutcomeRunaway) && rank(r.Outcome) > rank(res.Outcome) {
+			res.Outcome = r.Outcome
+		}
+		if Failed(r.Outcome) {
 			res.fail(r.Outcome, "ctrlift %s: %s", strings.Join(r.Args, " "), r.Problem)
 		}
 		return r
 	}
-	do("partitions", "-i", img)
-	list := do("list", "containers", "--all", "-o", "json", "-i", img)
-	switch v.Base.Kind {
-	case KindContainerd:
-	default:
-		args := []string{"export", "-i", img, "--layer-dirs", ".", "-o", filepath.Join(out, "fs.tar")}
-		if v.R.IntN(2) == 0 {
-			args = append(args, "--manifest", filepath.Join(out, "fs.jsonl"))
+	// export writes a tar into out/ (checked afterwards) or, two times in
+	// three, to stdout, read back as it streams: files are slow to write
+	// on some CI machines.
+	export := func(name string, args []string, ref ...string) {
+		var sink func(io.Reader) error
+		p := filepath.Join(out, name)
+		args = append([]string{}, args...)
+		switch v.R.IntN(6) {
+		case 0:
+			args = append(args, "--changes", "-o", p)
+		case 1:
+			args = append(args, "--manifest", p+".jsonl", "-o", p)
+		case 2:
+			p += ".zst"
+			args = append(args, "-o", p)
+		default:
+			args = append(args, "-o", "-")
+			sink, p = readTar, ""
 		}
-		if r := do(args...); r.Outcome == OutcomeOK {
-			w.checkTar(res, filepath.Join(out, "fs.tar"))
+		args = append(args, ref...)
+		if r := do(sink, args...); r.Outcome == OutcomeOK && p != "" {
+			if err := checkTarFile(p); err != nil {
+				res.fail(OutcomeOutput, "ctrlift %s succeeded but %v", strings.Join(args, " "), err)
+			}
 		}
+	}
+	do(nil, "partitions", "-i", img)
+	list := do(nil, "list", "containers", "--all", "-o", "json", "-i", img)
+	if v.Base.Kind != KindContainerd {
+		dir := "."
+		if len(v.Base.ExportDirs) > 0 {
+			dir = pick(v.R, v.Base.ExportDirs)
+		}
+		export("fs.tar", []string{"export", "-i", img, "--layer-dirs", dir})
 		return
 	}
 	var ctrs []Container
@@ -360,59 +405,60 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		ctrs = ctrs[:w.cfg.MaxCtrs]
 	}
 	for i, c := range ctrs {
-		ref := []string{"-n", c.Namespace, c.ID}
+		// "--": an id read from the image may start with a dash.
+		ref := []string{"-n", c.Namespace, "--", c.ID}
 		if c.Namespace == "" || strings.HasPrefix(c.Namespace, "-") {
-			ref = []string{c.ID}
+			ref = []string{"--", c.ID}
 		}
-		do(append([]string{"info", "container", "-i", img}, ref...)...)
-		do(append([]string{"diff", "-o", "jsonl", "-i", img}, ref...)...)
-		tarPath := filepath.Join(out, fmt.Sprintf("c%d.tar", i))
-		args := append([]string{"export", "-i", img}, ref...)
-		switch v.R.IntN(6) {
-		case 0:
-			args = append(args, "--changes")
-		case 1:
-			args = append(args, "--manifest", filepath.Join(out, fmt.Sprintf("c%d.jsonl", i)))
-		case 2:
-			tarPath += ".zst"
-		}
-		args = append(args, "-o", tarPath)
-		if r := do(args...); r.Outcome == OutcomeOK {
-			w.checkTar(res, tarPath)
-		}
+		do(nil, append([]string{"info", "container", "-i", img}, ref...)...)
+		do(nil, append([]string{"diff", "-o", "jsonl", "-i", img}, ref...)...)
+		export(fmt.Sprintf("c%d.tar", i), []string{"export", "-i", img}, ref...)
 	}
-	if v.R.IntN(8) == 0 {
-		do("export", "-i", img, "--all", "--all-containers", "-d", filepath.Join(out, "all"))
+	if v.R.IntN(16) == 0 {
+		do(nil, "export", "-i", img, "--all", "--all-containers", "-d", filepath.Join(out, "all"))
 	}
 }
 
-// checkTar reads a successful export back.
-func (w *Worker) checkTar(res *Result, p string) {
+// checkTarFile reads a written export back.
+func checkTarFile(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
-		res.fail(OutcomeOutput, "export succeeded but %s: %v", filepath.Base(p), err)
-		return
+		return err
 	}
 	defer f.Close()
 	var r io.Reader = f
 	if strings.HasSuffix(p, ".zst") {
 		d, err := zstd.NewReader(f)
 		if err != nil {
-			res.fail(OutcomeOutput, "%s: %v", filepath.Base(p), err)
-			return
+			return fmt.Errorf("%s: %v", filepath.Base(p), err)
 		}
 		defer d.Close()
 		r = d
 	}
+	if err := readTar(r); err != nil {
+		return fmt.Errorf("%s: %v", filepath.Base(p), err)
+	}
+	return nil
+}
+
+// readTar reads a whole tar stream.
+func readTar(r io.Reader) error {
 	tr := tar.NewReader(r)
 	for {
-		_, err := tr.Next()
+		h, err := tr.Next()
 		if err == io.EOF {
-			return
+			return nil
 		}
 		if err != nil {
-			res.fail(OutcomeOutput, "export succeeded but %s is not a valid tar: %v", filepath.Base(p), err)
-			return
+			return fmt.Errorf("not a valid tar: %v", err)
+		}
+		// A member that climbs out of the extraction directory.
+		if name := strings.TrimSuffix(h.Name, "/"); strings.HasPrefix(name, "/") || name == ".." ||
+			strings.HasPrefix(name, "../") || strings.Contains(name, "/../") || strings.HasSuffix(name, "/..") {
+			return fmt.Errorf("a tar with the unsafe member name %q", h.Name)
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return fmt.Errorf("not a valid tar: %v", err)
 		}
 	}
 }
@@ -420,10 +466,12 @@ func (w *Worker) checkTar(res *Result, p string) {
 var (
 	stackRE = regexp.MustCompile(`(?m)^(panic: |fatal error: |goroutine \d+ \[|\t.*\.go:\d+|runtime error|\[signal SIG)|SIGSEGV|SIGBUS`)
 	oomRE   = regexp.MustCompile(`out of memory|cannot allocate memory`)
+	// EFBIG from RLIMIT_FSIZE while export copies one file's data.
+	runawayRE = regexp.MustCompile(`export: [^\n]*: write [^\n]*: file too large`)
 )
 
 // exec runs one ctrlift command in a child process and classifies it.
-func (w *Worker) exec(args []string, dirs map[string]string) *Run {
+func (w *Worker) exec(args []string, dirs map[string]string, sink func(io.Reader) error) *Run {
 	r := &Run{Args: args}
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 	defer cancel()
@@ -437,56 +485,181 @@ func (w *Worker) exec(args []string, dirs map[string]string) *Run {
 		"PATH=/usr/bin:/bin", "LANG=C", "HOME=" + dirs["home"], "XDG_CACHE_HOME=" + filepath.Join(dirs["home"], ".cache"),
 		"TMPDIR=" + dirs["tmp"],
 	}
+	cmd.Env = append(cmd.Env, w.cfg.ExtraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if w.cfg.UID >= 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(w.cfg.UID), Gid: uint32(w.cfg.GID), NoSetGroups: true}
 	}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
+	// Out of time: SIGQUIT makes ctrlift print where it is; WaitDelay
+	// then ends the wait, and the group is killed below in any case.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) }
+	cmd.WaitDelay = 3 * time.Second
 	stdout := &capBuffer{max: 8 << 20}
 	stderr := &capBuffer{max: 1 << 20}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	var sinkErr chan error
+	var pw *io.PipeWriter
+	if sink != nil {
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		sinkErr = make(chan error, 1)
+		go func() {
+			lr := &limitedReader{r: pr, left: int64(w.cfg.FileSize)}
+			// Buffered: tar reads 512-byte blocks, and each read of an
+			// io.Pipe is a goroutine hand-off.
+			err := sink(bufio.NewReaderSize(lr, 256<<10))
+			io.Copy(io.Discard, lr) // what follows the end of the tar counts too
+			if lr.left < 0 {
+				// As a file would hit RLIMIT_FSIZE: stop the flood.
+				err = errRunaway
+				pr.CloseWithError(errRunaway)
+			}
+			io.Copy(io.Discard, pr)
+			sinkErr <- err
+		}()
+		cmd.Stdout = pw
+	}
+	// limitexec reports ctrlift's own peak RSS, exit code and signal on fd 3.
+	rep, repw, err := os.Pipe()
+	if err != nil {
+		r.Outcome, r.Problem = OutcomeCrash, "harness: "+err.Error()
+		return r
+	}
+	defer rep.Close()
+	cmd.ExtraFiles = []*os.File{repw}
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Start()
+	repw.Close()
+	if err == nil {
+		err = cmd.Wait()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // nothing of the run survives it
+	}
 	r.Wall = time.Since(start)
 	r.Stdout, r.Stderr = stdout.Bytes(), stderr.String()
+	var outErr error
+	if sink != nil {
+		pw.Close()
+		outErr = <-sinkErr
+	}
+	report, _ := io.ReadAll(io.LimitReader(rep, 4096))
 	if ps := cmd.ProcessState; ps != nil {
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			r.MaxRSS = ru.Maxrss * 1024
-		}
 		r.Exit = ps.ExitCode()
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			r.Signal = ws.Signal().String()
 		}
 	}
+	var kib, cpu int64
+	var exit int
+	var sig string
+	if _, perr := fmt.Sscanf(string(report), "maxrss=%d exit=%d signal=%q cpu=%d", &kib, &exit, &sig, &cpu); perr == nil {
+		r.MaxRSS, r.Exit, r.CPU = kib*1024, exit, time.Duration(cpu)*time.Millisecond
+		if sig != "" {
+			r.Signal = sig
+		}
+	} else if ctx.Err() == nil {
+		r.Outcome, r.Problem = OutcomeCrash, fmt.Sprintf("harness: no report from limitexec (%v): %s", err, clip(r.Stderr, 300))
+		return r
+	}
 	switch {
+	case ctx.Err() != nil && args[0] == "export" && copyingData(r.Stderr):
+		// Compressed or piped output never reaches the file size limit:
+		// the same known limitation, seen as time.
+		r.Outcome, r.Problem = OutcomeRunaway, fmt.Sprintf("still copying file data after %v; at %s", w.cfg.Timeout, where(r.Stderr))
 	case ctx.Err() != nil:
-		r.Outcome, r.Problem = OutcomeTimeout, fmt.Sprintf("still running after %v", w.cfg.Timeout)
+		r.Outcome, r.Problem = OutcomeTimeout, fmt.Sprintf("still running after %v; at %s", w.cfg.Timeout, where(r.Stderr))
 	case r.MaxRSS > w.cfg.MaxRSS || oomRE.MatchString(r.Stderr) && stackRE.MatchString(r.Stderr):
 		r.Outcome, r.Problem = OutcomeMemory, fmt.Sprintf("peak RSS %d MiB; %s", r.MaxRSS>>20, clip(r.Stderr, 1500))
 	case stackRE.MatchString(r.Stderr):
 		r.Outcome, r.Problem = OutcomePanic, clip(r.Stderr, 1500)
+	case errors.Is(outErr, errRunaway):
+		r.Outcome, r.Problem = OutcomeRunaway, fmt.Sprintf("more than %d bytes on stdout", w.cfg.FileSize)
 	case r.Signal != "":
 		r.Outcome, r.Problem = OutcomeCrash, "killed by "+r.Signal
-	case err != nil && r.Exit != 1:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			r.Outcome, r.Problem = OutcomeCrash, "harness: "+err.Error()
-		} else {
-			r.Outcome, r.Problem = OutcomeCrash, fmt.Sprintf("exit status %d: %s", r.Exit, lastLine(r.Stderr))
-		}
+	case r.Exit != 0 && r.Exit != 1:
+		r.Outcome, r.Problem = OutcomeCrash, fmt.Sprintf("exit status %d: %s", r.Exit, lastLine(r.Stderr))
+	case strings.ContainsFunc(r.Stderr, func(c rune) bool { return c < 0x20 && c != '\n' || c == 0x7f }):
+		i := strings.IndexFunc(r.Stderr, func(c rune) bool { return c < 0x20 && c != '\n' || c == 0x7f })
+		r.Outcome, r.Problem = OutcomeUnclear, fmt.Sprintf("raw control character %q on stderr: %q", r.Stderr[i], clip(r.Stderr[max(0, i-80):], 200))
 	case r.Exit == 1:
 		line, ok := errorLine(r.Stderr)
 		r.ErrLine = line
-		if ok {
+		switch {
+		case ok && runawayRE.MatchString(r.Stderr):
+			r.Outcome, r.Problem = OutcomeRunaway, runawayRE.FindString(r.Stderr)
+		case ok:
 			r.Outcome = OutcomeError
-		} else {
+		default:
 			r.Outcome, r.Problem = OutcomeUnclear, fmt.Sprintf("no one-line error: %q", clip(r.Stderr, 300))
 		}
+	case outErr != nil:
+		r.Outcome, r.Problem = OutcomeOutput, "succeeded but stdout is "+outErr.Error()
 	default:
 		r.Outcome = OutcomeOK
 	}
 	return r
+}
+
+// errRunaway ends the reading of an export on stdout that exceeds the
+// file size limit.
+var errRunaway = errors.New("runaway output")
+
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, errRunaway
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// mainGoroutine returns the stack of goroutine 1 from a goroutine dump.
+func mainGoroutine(dump string) string {
+	// "goroutine 1 [running]:", or with gp=, m= details before the bracket.
+	i := strings.Index(dump, "\ngoroutine 1 ")
+	if i < 0 {
+		return ""
+	}
+	i++
+	rest := dump[i:]
+	if j := strings.Index(rest[1:], "\ngoroutine "); j >= 0 {
+		rest = rest[:j+1]
+	}
+	return rest
+}
+
+// copyingData reports whether the main goroutine of a dump is copying a
+// file's contents into an export: the known limitation of holes (and
+// repeated blocks) written out in full.
+func copyingData(dump string) bool {
+	g := mainGoroutine(dump)
+	return strings.Contains(g, "export.(*writer).") && (strings.Contains(g, "io.copyBuffer") || strings.Contains(g, "io.CopyBuffer") || strings.Contains(g, "io.Copy("))
+}
+
+// where summarises a goroutine dump: the ctrlift functions on the stack
+// of the main goroutine (or of the first one).
+func where(dump string) string {
+	if g := mainGoroutine(dump); g != "" {
+		dump = g
+	}
+	var fns []string
+	for _, l := range strings.Split(dump, "\n") {
+		if strings.HasPrefix(l, "goroutine ") && len(fns) > 0 {
+			break
+		}
+		if strings.HasPrefix(l, "github.com/ctrlift/ctrlift/") {
+			fn, _, _ := strings.Cut(strings.TrimPrefix(l, "github.com/ctrlift/ctrlift/"), "(0x")
+			fns = append(fns, fn)
+		}
+	}
+	if len(fns) == 0 {
+		return "(no stack)"
+	}
+	return strings.Join(fns[:min(len(fns), 8)], " < ")
 }
 
 // errorLine finds the error ctrlift printed: the last line starting with
@@ -558,7 +731,7 @@ var (
 	locatedRE = regexp.MustCompile(`(?i)\b(at byte -?\d+|byte \d+|offset (0x)?[0-9a-f]+|inode \d+|page \d+|LBA \d+|block \d+|sector \d+)`)
 	// Errors about containerd records name the record (a snapshot,
 	// container, layer directory or bucket) rather than an offset.
-	recordRE = regexp.MustCompile(`(?i)(snapshot|container|layer \d+|bucket|namespace|no containerd root|partition|matches)`)
+	recordRE = regexp.MustCompile(`(?i)(snapshot|container|layer \d+|bucket|namespace|no containerd root|partition|matches|empty image|^export: /)`)
 	digitsRE = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9a-f]{12,}|\d+`)
 	quoteRE  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 )
@@ -587,10 +760,21 @@ type Tally struct {
 	Classes  map[string]map[string]int
 	Errors   map[string]*ErrStat // by template
 	Failures []*Result
+	Runaways []*Result // the first variants whose export ran into the file size limit
 	Slowest  []Run
 	PeakRSS  int64
 	Runs     int
 	Skipped  map[string]int
+	// Worker time spent in variants and, of that, in ctrlift runs.
+	VariantWall, RunWall time.Duration
+	RunCPU               time.Duration // ctrlift's own CPU time
+	ByCommand            map[string]*CommandStat
+}
+
+// CommandStat sums the runs of one command.
+type CommandStat struct {
+	Runs      int
+	Wall, CPU time.Duration
 }
 
 // ErrStat counts one error template.
@@ -603,7 +787,7 @@ type ErrStat struct {
 
 // NewTally returns an empty tally.
 func NewTally() *Tally {
-	return &Tally{Classes: map[string]map[string]int{}, Errors: map[string]*ErrStat{}, Skipped: map[string]int{}}
+	return &Tally{Classes: map[string]map[string]int{}, Errors: map[string]*ErrStat{}, Skipped: map[string]int{}, ByCommand: map[string]*CommandStat{}}
 }
 
 // Add records a result.
@@ -614,11 +798,29 @@ func (t *Tally) Add(r *Result) {
 		t.Classes[r.V.Class] = c
 	}
 	c[r.Outcome]++
+	t.VariantWall += r.Wall
 	if Failed(r.Outcome) {
 		t.Failures = append(t.Failures, r)
 	}
+	if r.Outcome == OutcomeRunaway && len(t.Runaways) < 20 {
+		t.Runaways = append(t.Runaways, r)
+	}
 	for _, run := range r.Runs {
 		t.Runs++
+		t.RunWall += run.Wall
+		name := run.Args[0]
+		if name == "list" || name == "info" {
+			name += " " + run.Args[1]
+		}
+		cs := t.ByCommand[name]
+		if cs == nil {
+			cs = &CommandStat{}
+			t.ByCommand[name] = cs
+		}
+		cs.Runs++
+		cs.Wall += run.Wall
+		cs.CPU += run.CPU
+		t.RunCPU += run.CPU
 		t.PeakRSS = max(t.PeakRSS, run.MaxRSS)
 		t.Slowest = append(t.Slowest, run)
 		if len(t.Slowest) > 50 {
@@ -643,7 +845,7 @@ func (t *Tally) Add(r *Result) {
 // Table renders the per-class outcome table in Markdown.
 func (t *Tally) Table() string {
 	var b strings.Builder
-	cols := []string{OutcomeOK, OutcomeError, OutcomePanic, OutcomeTimeout, OutcomeMemory, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash}
+	cols := []string{OutcomeOK, OutcomeError, OutcomeRunaway, OutcomePanic, OutcomeTimeout, OutcomeMemory, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash}
 	fmt.Fprintf(&b, "| class | variants | %s |\n|---|---:|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
 	names := make([]string, 0, len(t.Classes))
 	for _, c := range Classes {

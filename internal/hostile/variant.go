@@ -1,3 +1,5 @@
+//go:build linux
+
 package hostile
 
 import (
@@ -5,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 )
@@ -164,7 +167,15 @@ func (v *Variant) setField(off int64, f Field, val uint64, what string) {
 // hugeField sets a random field of fields to a boundary value.
 func (v *Variant) hugeField(off int64, fields []Field, what string) {
 	f := pick(v.R, fields)
-	v.setField(off, f, v.hugeValue(f.Width), what)
+	old := v.getUint(off+int64(f.Off), f.Width, f.BE)
+	val := v.hugeValue(f.Width)
+	for i := 0; i < 3 && val == old; i++ {
+		val = v.hugeValue(f.Width)
+	}
+	if val == old {
+		val ^= 1 // a variant must change something
+	}
+	v.setField(off, f, val, what)
 }
 
 // view is the pristine image with the patches so far applied.
@@ -213,6 +224,26 @@ func (v *Variant) filePutUint(in *InodeInfo, pos int64, width int, val uint64) {
 	v.filePut(in, pos, b[:width])
 }
 
-// Apply returns the patched bytes of [off, off+n) of the variant, for
-// tests that want to look at them.
-func (v *Variant) Apply(off int64, n int) []byte { return v.get(off, n) }
+// WriteFile writes the variant image to path (sparse).
+func (v *Variant) WriteFile(path string) error {
+	size := v.Base.Size
+	if v.Truncate >= 0 {
+		size = v.Truncate
+	}
+	if err := CopySparse(path, v.Base.f, 0, size); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	for _, pt := range v.Patches {
+		if pt.Off < size {
+			if _, err := f.WriteAt(pt.Data[:min(int64(len(pt.Data)), size-pt.Off)], pt.Off); err != nil {
+				f.Close()
+				return err
+			}
+		}
+	}
+	return f.Close()
+}

@@ -9,7 +9,7 @@
 //	limitexec -as BYTES -fsize BYTES -cpu SECONDS -- PROGRAM ARGS...
 //
 // The limits apply to limitexec and are inherited by PROGRAM. When fd 3
-// is open, "maxrss=KIB exit=CODE signal=NAME" is written to it once
+// is open, "maxrss=KIB exit=CODE signal=NAME cpu=MS" is written to it once
 // PROGRAM ends. limitexec exits with PROGRAM's exit code, or 128+signal.
 package main
 
@@ -46,9 +46,10 @@ func main() {
 	set(syscall.RLIMIT_FSIZE, *fsize)
 	set(syscall.RLIMIT_CPU, *cpu)
 	syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}) // no core dumps of hostile runs
-	// A file size overrun must kill the program (SIGXFSZ), not us.
-	signal.Ignore(syscall.SIGXFSZ)
-	signal.Reset(syscall.SIGXFSZ)
+
+	// The harness sends SIGQUIT to the process group of a run that is out
+	// of time, to get the program's goroutine dump: it is for PROGRAM only.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGQUIT)
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -64,12 +65,13 @@ func main() {
 		sig = ws.Signal().String()
 		code = 128 + int(ws.Signal())
 	}
-	var rss int64
+	var rss, cpuMS int64
 	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss
+		cpuMS = (ru.Utime.Nano() + ru.Stime.Nano()) / 1e6
 	}
 	if f := os.NewFile(3, "report"); f != nil {
-		fmt.Fprintf(f, "maxrss=%d exit=%d signal=%q\n", rss, ps.ExitCode(), sig)
+		fmt.Fprintf(f, "maxrss=%d exit=%d signal=%q cpu=%d\n", rss, ps.ExitCode(), sig, cpuMS)
 		f.Close()
 	}
 	os.Exit(code)
