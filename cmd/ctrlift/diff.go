@@ -109,7 +109,7 @@ are never followed. REF is as for "info container".`,
 				if len(sum) > 16 {
 					sum = sum[:16]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d:%d\t%d\t%s\t%s\n", r.Change, p, r.Type, r.Mode, r.UID, r.GID, r.Size, r.Mtime, sum)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d:%d\t%d\t%s\t%s\n", r.Change, printableCell(p), r.Type, r.Mode, r.UID, r.GID, r.Size, r.Mtime, sum)
 			}
 			return tw.Flush()
 		},

@@ -167,7 +167,7 @@ func fsLsCmd() *cobra.Command {
 					return enc.Encode(toInodeJSON(o.FS, p, in))
 				default:
 					if !long {
-						fmt.Fprintln(tw, p)
+						fmt.Fprintln(tw, printableCell(p))
 						return nil
 					}
 					name := p
@@ -180,7 +180,7 @@ func fsLsCmd() *cobra.Command {
 					if in.IsCharDev() || in.IsBlockDev() {
 						size = fmt.Sprintf("%d,%d", in.RdevMajor, in.RdevMinor)
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", in.Num, in.FileMode(), in.Nlink, in.Uid, in.Gid, size, in.Mtime.Format("2006-01-02 15:04:05.000000000"), name)
+					fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", in.Num, in.FileMode(), in.Nlink, in.Uid, in.Gid, size, in.Mtime.Format("2006-01-02 15:04:05.000000000"), printableCell(name))
 				}
 				return nil
 			}

@@ -381,7 +381,7 @@ func render[T any](w io.Writer, format string, rows []T, header []string, cells 
 			if c[i] == "" {
 				c[i] = "-"
 			}
-			c[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c[i])
+			c[i] = printableCell(strings.NewReplacer("\t", " ", "\n", " ").Replace(c[i]))
 		}
 		fmt.Fprintln(tw, strings.Join(c, "\t"))
 	}

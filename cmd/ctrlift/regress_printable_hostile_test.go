@@ -21,4 +21,8 @@ func TestPrintable(t *testing.T) {
 			t.Errorf("printable(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+	// In a table cell or a listing line every newline is escaped.
+	if got := printableCell("a\n  b\tc"); got != `a\n  b\tc` {
+		t.Errorf("printableCell = %q", got)
+	}
 }
