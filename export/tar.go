@@ -43,26 +43,29 @@ type Stats struct {
 // ManifestEntry is one line of the manifest. Paths are absolute inside the
 // container ("/etc/passwd"); xattr values are base64.
 type ManifestEntry struct {
-	Path       string            `json:"path"`
-	Type       string            `json:"type"`
-	Mode       string            `json:"mode"`
-	UID        uint32            `json:"uid"`
-	GID        uint32            `json:"gid"`
-	Size       *int64            `json:"size,omitempty"`
-	SHA256     string            `json:"sha256,omitempty"`
-	Target     *string           `json:"target,omitempty"`
-	MtimeNs    int64             `json:"mtime_ns"`
-	AtimeNs    int64             `json:"atime_ns"`
-	CtimeNs    int64             `json:"ctime_ns"`
-	CrtimeNs   *int64            `json:"crtime_ns,omitempty"` // ext4 creation time, which tar cannot carry
-	Inode      uint32            `json:"inode,omitempty"`     // in its layer's filesystem
-	Rdev       string            `json:"rdev,omitempty"`
-	HardlinkTo string            `json:"hardlink_to,omitempty"`
-	Xattrs     map[string]string `json:"xattrs_b64,omitempty"`
-	Sparse     bool              `json:"sparse,omitempty"`
-	Whiteout   bool              `json:"whiteout,omitempty"`
-	Opaque     bool              `json:"opaque,omitempty"`
-	Layer      string            `json:"layer,omitempty"`
+	Path   string `json:"path"`
+	Type   string `json:"type"`
+	Mode   string `json:"mode"`
+	UID    uint32 `json:"uid"`
+	GID    uint32 `json:"gid"`
+	Size   *int64 `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// SHA256Omitted says why a file has no digest (only sparse files past
+	// the hashing budget, see maxHashedHoles).
+	SHA256Omitted string            `json:"sha256_omitted,omitempty"`
+	Target        *string           `json:"target,omitempty"`
+	MtimeNs       int64             `json:"mtime_ns"`
+	AtimeNs       int64             `json:"atime_ns"`
+	CtimeNs       int64             `json:"ctime_ns"`
+	CrtimeNs      *int64            `json:"crtime_ns,omitempty"` // ext4 creation time, which tar cannot carry
+	Inode         uint32            `json:"inode,omitempty"`     // in its layer's filesystem
+	Rdev          string            `json:"rdev,omitempty"`
+	HardlinkTo    string            `json:"hardlink_to,omitempty"`
+	Xattrs        map[string]string `json:"xattrs_b64,omitempty"`
+	Sparse        bool              `json:"sparse,omitempty"`
+	Whiteout      bool              `json:"whiteout,omitempty"`
+	Opaque        bool              `json:"opaque,omitempty"`
+	Layer         string            `json:"layer,omitempty"`
 }
 
 // linkKey identifies an inode: hardlinks exist only within one layer.
@@ -77,11 +80,21 @@ type writer struct {
 	sum      *asyncSum
 	opt      Options
 	enc      *json.Encoder
-	links    map[linkKey]string
+	links    map[linkKey]*linkInfo
 	internal func(xattr string) bool // overlay internals to leave out
 	stats    Stats
 	buf      []byte
 	fileHash hash.Hash
+
+	mapped       map[*ext4.FS]int64 // file data read from each filesystem
+	zerosWritten int64              // holes written out as zeros
+	holesHashed  int64              // holes hashed for the manifest
+}
+
+// linkInfo is the first name of a hardlinked file and its digest.
+type linkInfo struct {
+	name         string
+	sum, omitted string
 }
 
 func newWriter(w io.Writer, opt Options) *writer {
@@ -92,7 +105,8 @@ func newWriter(w io.Writer, opt Options) *writer {
 		bw:       bw,
 		sum:      sum,
 		opt:      opt,
-		links:    map[linkKey]string{},
+		links:    map[linkKey]*linkInfo{},
+		mapped:   map[*ext4.FS]int64{},
 		buf:      make([]byte, 1<<20),
 		internal: layers.Options{}.Internal,
 	}
@@ -240,20 +254,37 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		me.CrtimeNs = &ns
 	}
 	var data *ext4.File
+	var spans []span // non-nil: a sparse entry
+	var link *linkInfo
 	switch typ {
 	case tar.TypeReg:
 		key := linkKey{fsys, in.Num}
 		if first, ok := w.links[key]; ok && in.Nlink > 1 {
 			hdr.Typeflag = tar.TypeLink
-			hdr.Linkname = first
-			me.HardlinkTo = manifestPath(first)
+			hdr.Linkname = first.name
+			me.HardlinkTo = manifestPath(first.name)
+			me.SHA256, me.SHA256Omitted = first.sum, first.omitted
 		} else {
 			if in.Nlink > 1 {
-				w.links[key] = p
+				link = &linkInfo{name: p}
+				w.links[key] = link
 			}
 			r, err := fsys.NewFileReader(in)
 			if err != nil {
 				return fmt.Errorf("export: %s: %w", me.Path, err)
+			}
+			var mapped int64
+			spans, mapped, err = sparseLayout(r, fsys.Size(), w.zerosWritten >= maxZerosWritten)
+			if err != nil {
+				return fmt.Errorf("export: %s: %w", me.Path, err)
+			}
+			// ext4 shares no blocks between files: all the files of one
+			// filesystem together cannot map more than it holds.
+			if w.mapped[fsys] += mapped; w.mapped[fsys] > fsys.Size() {
+				return fmt.Errorf("export: %s: inode %d: with it the files exported so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", me.Path, in.Num, w.mapped[fsys], fsys.Size())
+			}
+			if spans == nil {
+				w.zerosWritten += in.Size - mapped
 			}
 			data = r
 			hdr.Size = in.Size
@@ -288,10 +319,31 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 			me.Xattrs = nil
 		}
 	}
-	if err := w.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("export: %s: tar header: %w", me.Path, err)
-	}
-	if data != nil {
+	switch {
+	case spans != nil:
+		var holes int64 = in.Size
+		for _, s := range spans {
+			holes -= s.n
+		}
+		// Hashing a hole costs as much as reading it: the export hashes
+		// at most maxHashedHoles of them, so a forged size cannot stall it.
+		hash := w.fileHash != nil && w.holesHashed+holes <= maxHashedHoles
+		if hash {
+			w.holesHashed += holes
+		} else if w.fileHash != nil {
+			me.SHA256Omitted = fmt.Sprintf("holes past the export's hashing budget (%d GiB of zeros)", maxHashedHoles>>30)
+		}
+		if err := w.writeSparse(hdr, data, spans, hash); err != nil {
+			return fmt.Errorf("export: %s: %w", me.Path, err)
+		}
+		w.stats.Bytes += in.Size
+		if hash {
+			me.SHA256 = hex.EncodeToString(w.fileHash.Sum(nil))
+		}
+	case data != nil:
+		if err := w.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("export: %s: tar header: %w", me.Path, err)
+		}
 		var dst io.Writer = w.tw
 		if w.fileHash != nil {
 			w.fileHash.Reset()
@@ -308,14 +360,14 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		if w.fileHash != nil {
 			me.SHA256 = hex.EncodeToString(w.fileHash.Sum(nil))
 		}
-	}
-	if hdr.Typeflag == tar.TypeLink && w.enc != nil {
-		// The manifest gives every name of a file its digest.
-		sum, err := w.hashFile(fsys, in)
-		if err != nil {
-			return fmt.Errorf("export: %s: %w", me.Path, err)
+	default:
+		if err := w.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("export: %s: tar header: %w", me.Path, err)
 		}
-		me.SHA256 = sum
+	}
+	if link != nil {
+		// Later names of the file carry the same digest in the manifest.
+		link.sum, link.omitted = me.SHA256, me.SHA256Omitted
 	}
 	w.stats.Files++
 	if w.opt.Progress != nil {
@@ -327,16 +379,4 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		}
 	}
 	return nil
-}
-
-func (w *writer) hashFile(fsys *ext4.FS, in *ext4.Inode) (string, error) {
-	r, err := fsys.NewFileReader(in)
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, io.LimitReader(r, in.Size), w.buf); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

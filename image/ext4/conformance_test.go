@@ -350,6 +350,64 @@ func checkContent(t *testing.T, errs *errLimiter, fsys *ext4.FS, p string, in *e
 	if e.Size > maxWhole {
 		checkHoles(errs, p, r, e)
 	}
+	if e.Segments != nil {
+		checkNextData(errs, p, r, e, fsys.BlockSize())
+	}
+}
+
+// checkNextData compares the data stretches NextData reports with the
+// source file's (SEEK_DATA/SEEK_HOLE on the file mkfs copied), rounded out
+// to whole blocks: a block is allocated when any byte of it held data.
+// Unwritten extents count as holes, so frag/prealloc still matches its
+// source, whose preallocated range never existed.
+func checkNextData(errs *errLimiter, p string, r *ext4.File, e *expectEntry, bs int64) {
+	var want [][2]int64
+	for _, s := range e.Segments {
+		lo, hi := s.Off/bs*bs, min((s.Off+s.Len+bs-1)/bs*bs, e.Size)
+		if n := len(want); n > 0 && lo <= want[n-1][1] {
+			want[n-1][1] = max(want[n-1][1], hi)
+			continue
+		}
+		want = append(want, [2]int64{lo, hi})
+	}
+	var got [][2]int64
+	for off := int64(0); ; {
+		start, end, err := r.NextData(off)
+		if err != nil {
+			errs.Errorf("%q: NextData(%d): %v", p, off, err)
+			return
+		}
+		if start >= e.Size {
+			if start != e.Size || end != e.Size {
+				errs.Errorf("%q: NextData(%d) = %d, %d at the end; want %d, %d", p, off, start, end, e.Size, e.Size)
+			}
+			break
+		}
+		if start < off || end <= start || len(got) > len(want) {
+			errs.Errorf("%q: NextData(%d) = %d, %d", p, off, start, end)
+			return
+		}
+		got = append(got, [2]int64{start, end})
+		off = end
+	}
+	// The source's segments end on its own filesystem's 4 KiB blocks, past
+	// the last byte written; on smaller blocks the image's stretch may end
+	// up to 4 KiB - 1 earlier.
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		g, w := got[i], want[i]
+		ok = g[0] == w[0] && (g[1] == w[1] || bs < 4096 && g[1] < w[1] && w[1]-g[1] < 4096 && g[1] > g[0])
+	}
+	if !ok {
+		errs.Errorf("%q: data stretches %v, want %v (from the source's segments)", p, got, want)
+	}
+	// From inside a stretch, NextData starts where it was asked to.
+	for _, g := range got {
+		mid := g[0] + (g[1]-g[0])/2
+		if s, en, err := r.NextData(mid); err != nil || s != mid || en != g[1] {
+			errs.Errorf("%q: NextData(%d) = %d, %d, %v; want %d, %d", p, mid, s, en, err, mid, g[1])
+		}
+	}
 }
 
 func sha(b []byte) string {

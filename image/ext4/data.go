@@ -170,6 +170,46 @@ func (r *File) eof(n, asked int) (int, error) {
 	return n, nil
 }
 
+// NextData returns the first stretch of stored data at or after off, as
+// the byte range [start, end), in the manner of lseek's SEEK_DATA and
+// SEEK_HOLE: holes and uninitialized extents are not data, and adjacent
+// mapped blocks form one stretch even when they lie apart on disk. When
+// only holes follow off, start and end are both Size().
+func (r *File) NextData(off int64) (start, end int64, err error) {
+	if off < 0 {
+		return 0, 0, errors.New("ext4: next data: negative offset")
+	}
+	if off >= r.size {
+		return r.size, r.size, nil
+	}
+	if r.inline != nil || r.in.Flags&flagInlineData != 0 {
+		return off, r.size, nil
+	}
+	bs := r.fs.blockSize
+	start = -1
+	for pos := off; pos < r.size; {
+		run, err := r.mapBlock(uint64(pos / bs))
+		if err != nil {
+			return 0, 0, err
+		}
+		next := (pos/bs + int64(min(run.count, maxRun))) * bs
+		if next <= pos || next > r.size { // overflow or past the end
+			next = r.size
+		}
+		switch {
+		case !run.hole && start < 0:
+			start = pos
+		case run.hole && start >= 0:
+			return start, pos, nil
+		}
+		pos = next
+	}
+	if start < 0 {
+		return r.size, r.size, nil
+	}
+	return start, r.size, nil
+}
+
 // run is a stretch of logical blocks that are either a hole or stored
 // contiguously starting at pblk.
 type run struct {
@@ -179,14 +219,23 @@ type run struct {
 }
 
 func (r *File) mapBlock(lblk uint64) (run, error) {
+	if lblk >= maxLogicalBlocks {
+		// No block map reaches this far, whatever i_size says: one hole
+		// to the end, so a forged size costs one step, not one per block.
+		return run{count: maxRun, hole: true}, nil
+	}
 	if r.in.Flags&flagExtents != 0 {
 		return r.mapExtent(lblk)
 	}
 	return r.mapIndirect(lblk)
 }
 
-// maxLogicalBlocks is past the end of any file ext4 can hold (2^32 blocks).
-const maxLogicalBlocks = 1 << 32
+const (
+	// maxLogicalBlocks is past the end of any file ext4 can hold (2^32 blocks).
+	maxLogicalBlocks = 1 << 32
+	// maxRun bounds a run so that run.count*blockSize fits in an int64.
+	maxRun = 1 << 40
+)
 
 func (r *File) mapExtent(lblk uint64) (run, error) {
 	leaf := r.leaf.Load()
@@ -369,7 +418,8 @@ func (r *File) mapIndirect(lblk uint64) (run, error) {
 		rel -= per + per*per
 		root, path = ib(14), []uint64{rel / (per * per), (rel / per) % per, rel % per}
 	default:
-		return run{count: 1, hole: true}, nil
+		// Past the triple indirect block: nothing is mapped up there.
+		return run{count: maxRun, hole: true}, nil
 	}
 	blk := uint64(root)
 	for level, idx := range path {

@@ -3,6 +3,7 @@ package ext4
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -62,6 +63,17 @@ func exercise(fsys *FS) {
 			if r, err := fsys.NewFileReader(in); err == nil {
 				io.Copy(io.Discard, io.LimitReader(r, 64<<10))
 				r.ReadAt(make([]byte, 4096), in.Size/2)
+				// Data stretches must move forward and stay inside the file.
+				for off, i := int64(0), 0; off < in.Size && i < 1000; i++ {
+					start, end, err := r.NextData(off)
+					if err != nil || start >= in.Size {
+						break
+					}
+					if start < off || end <= start || end > in.Size {
+						panic(fmt.Sprintf("inode %d: NextData(%d) = %d, %d (size %d)", in.Num, off, start, end, in.Size))
+					}
+					off = end
+				}
 			}
 		}
 		return nil

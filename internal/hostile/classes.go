@@ -599,9 +599,19 @@ func Amplify(v *Variant, in *InodeInfo, leaves int) {
 	le.PutUint16(root[12+8:], uint16(idx>>32))
 	v.put(in.Off+0x28, root)
 	size := uint64(leaves*per) * uint64(g.BS)
+	setSize(v, in, size)
+	v.say("%s now maps its first block %d times through %d forged extent leaves (%d MiB)", describeInode(in), leaves*per, leaves, size>>20)
+}
+
+func setSize(v *Variant, in *InodeInfo, size uint64) {
 	v.putUint(in.Off+0x04, 4, size&0xFFFFFFFF, false)
 	v.putUint(in.Off+0x6C, 4, size>>32, false)
-	v.say("%s now maps its first block %d times through %d forged extent leaves (%d MiB)", describeInode(in), leaves*per, leaves, size>>20)
+}
+
+// SetInodeSize forges the size (i_size_lo and i_size_high) of inode in.
+func SetInodeSize(v *Variant, in *InodeInfo, size uint64) {
+	setSize(v, in, size)
+	v.say("%s i_size set to %d", describeInode(in), size)
 }
 
 func genJournal(v *Variant) {
