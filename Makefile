@@ -1,5 +1,5 @@
 # Developer targets. `go test ./...` is what CI runs; it includes the
-# 200-variant hostile-input sweep (internal/hostile, see SECURITY.md).
+# 2,000-variant hostile-input sweep (internal/hostile, see SECURITY.md).
 
 GO ?= go
 
