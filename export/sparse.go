@@ -32,8 +32,8 @@ const (
 	// holes just under sparseMin cannot make the tar grow without bound.
 	maxZerosWritten = 256 << 20
 	// maxHashedHoles bounds the holes hashed for the manifest's digests
-	// (about 4 s at 2 GB/s); sparse files past it get no digest.
-	maxHashedHoles = 8 << 30
+	// (half a second at 2 GB/s); sparse files past it get no digest.
+	maxHashedHoles = 1 << 30
 )
 
 // span is a stretch of file data, [off, off+n).

@@ -100,9 +100,15 @@ func TestSparseExport(t *testing.T) {
 			// archive/tar (docker/podman import, trivy) and the manifest.
 			digests := map[string]string{}
 			for _, l := range strings.Split(strings.TrimSpace(manifest.String()), "\n") {
-				var e struct{ Path, SHA256 string }
+				var e struct {
+					Path, SHA256  string
+					SHA256Omitted string `json:"sha256_omitted"`
+				}
 				if err := json.Unmarshal([]byte(l), &e); err != nil {
 					t.Fatal(err)
+				}
+				if e.SHA256Omitted != "" {
+					e.SHA256 = "omitted"
 				}
 				digests[strings.TrimPrefix(e.Path, "/")] = e.SHA256
 			}
@@ -134,8 +140,9 @@ func TestSparseExport(t *testing.T) {
 				if err != nil {
 					t.Errorf("%s: %v", h.Name, err)
 				}
-				if got != digests[h.Name] {
-					t.Errorf("%s: manifest sha256 %s, tar content %s", h.Name, digests[h.Name], got)
+				// The 5 GiB file is past the manifest's hashing budget.
+				if d := digests[h.Name]; d != got && !(d == "omitted" && want.Size > maxHashedHoles) {
+					t.Errorf("%s: manifest sha256 %s, tar content %s", h.Name, d, got)
 				}
 			}
 			if seen != len(files) {
