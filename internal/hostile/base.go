@@ -81,7 +81,6 @@ type Base struct {
 	ExportDirs []string
 }
 
-
 // ReadAt reads the pristine image.
 func (b *Base) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
 
