@@ -46,8 +46,9 @@ func newExportCmd() *cobra.Command {
 		Short: "Write a container's merged filesystem (or only its changes) as a tar, without mounting",
 		Long: `Write a container's filesystem, merged from its snapshot layers the way
 overlayfs would, as a deterministic PAX tar (numeric owners, nanosecond
-times, xattrs, hardlinks, devices). The same image always gives a
-byte-identical tar; its sha256 is printed on stderr.
+times, xattrs, hardlinks, devices). Files with 1 MiB or more of holes are
+GNU sparse entries, as tar --sparse writes them. The same image always
+gives a byte-identical tar; its sha256 is printed on stderr.
 
 REF is as for "info container": an id, a unique id prefix,
 containerd://<id>, POD/NAME or K8SNS/POD/NAME.
@@ -72,7 +73,7 @@ image can never reach the analyst's own files.`,
 	fl.StringVarP(&ef.output, "output", "o", "", "output file, or - for stdout; compression follows .gz/.zst unless --compress is given")
 	fl.StringVarP(&ef.outDir, "dir", "d", "", "output directory for --all")
 	fl.StringVar(&ef.compress, "compress", "", "gzip, zstd or none (default: from the file name; none for stdout; for --all: none)")
-	fl.StringVar(&ef.manifest, "manifest", "", "also write a JSON-lines manifest (path, type, mode, uid, gid, size, sha256, target, mtime_ns, rdev, xattrs_b64, layer)")
+	fl.StringVar(&ef.manifest, "manifest", "", "also write a JSON-lines manifest (path, type, mode, uid, gid, size, sha256 or sha256_omitted, target, mtime_ns, atime_ns, ctime_ns, crtime_ns, inode, rdev, xattrs_b64, sparse, layer)")
 	fl.BoolVar(&ef.changes, "changes", false, "export only what the container changed: its writable layer as an OCI layer tar (.wh. whiteouts)")
 	fl.BoolVar(&ef.all, "all", false, "export every workload container into --dir")
 	fl.BoolVar(&ef.allContainers, "all-containers", false, "with --all, include sandboxes and support containers")
