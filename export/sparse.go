@@ -78,8 +78,10 @@ func dataSpans(f *ext4.File, fsSize, minHole int64) (spans []span, mapSize int, 
 // plain entry. It also returns how many bytes of data the file maps.
 // With anyHole, a file with any hole is sparse.
 func sparseLayout(f *ext4.File, fsSize int64, anyHole bool) ([]span, int64, error) {
-	all, _, mapped, err := dataSpans(f, fsSize, f.Size()+1)
-	if err != nil || len(all) == 0 && f.Size() == 0 {
+	// First pass: one span (no hole is large enough to split it), to count
+	// the mapped data.
+	_, _, mapped, err := dataSpans(f, fsSize, f.Size()+1)
+	if err != nil || f.Size() == 0 {
 		return nil, mapped, err
 	}
 	if holes := f.Size() - mapped; holes == 0 || holes < sparseMin && !anyHole {
