@@ -1,32 +1,33 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ctrlift/ctrlift/export"
 	"github.com/ctrlift/ctrlift/layers"
 )
 
 // diffRow is one changed path, for table and JSON output.
 type diffRow struct {
-	Change  string  `json:"change"` // added, modified, deleted
-	Path    string  `json:"path"`
-	Type    string  `json:"type"`
-	Mode    string  `json:"mode"`
-	UID     uint32  `json:"uid"`
-	GID     uint32  `json:"gid"`
-	Size    int64   `json:"size"`
-	Mtime   string  `json:"mtime"`
-	MtimeNs int64   `json:"mtime_ns"`
-	SHA256  string  `json:"sha256,omitempty"`
-	Target  *string `json:"target,omitempty"`
-	Layer   string  `json:"layer"`
+	Change  string `json:"change"` // added, modified, deleted
+	Path    string `json:"path"`
+	Type    string `json:"type"`
+	Mode    string `json:"mode"`
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+	Size    int64  `json:"size"`
+	Mtime   string `json:"mtime"`
+	MtimeNs int64  `json:"mtime_ns"`
+	SHA256  string `json:"sha256,omitempty"`
+	// SHA256Omitted says why a file has no digest: a sparse file past the
+	// hashing budget (see export.Digester).
+	SHA256Omitted string  `json:"sha256_omitted,omitempty"`
+	Target        *string `json:"target,omitempty"`
+	Layer         string  `json:"layer"`
 }
 
 func newDiffCmd() *cobra.Command {
@@ -74,8 +75,9 @@ are never followed. REF is as for "info container".`,
 				return err
 			}
 			rows := make([]diffRow, 0, len(changes))
+			dg := export.NewDigester()
 			for _, ch := range changes {
-				r, err := toDiffRow(ch)
+				r, err := toDiffRow(ch, dg)
 				if err != nil {
 					return err
 				}
@@ -109,6 +111,9 @@ are never followed. REF is as for "info container".`,
 				if len(sum) > 16 {
 					sum = sum[:16]
 				}
+				if r.SHA256Omitted != "" {
+					sum = "(not hashed)"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d:%d\t%d\t%s\t%s\n", r.Change, printableCell(p), r.Type, r.Mode, r.UID, r.GID, r.Size, r.Mtime, sum)
 			}
 			return tw.Flush()
@@ -120,7 +125,7 @@ are never followed. REF is as for "info container".`,
 	return cmd
 }
 
-func toDiffRow(ch layers.Change) (diffRow, error) {
+func toDiffRow(ch layers.Change, dg *export.Digester) (diffRow, error) {
 	in := ch.Entry.Inode
 	r := diffRow{
 		Change: ch.Kind, Path: ch.Path, Type: typeName(in), Mode: fmt.Sprintf("%04o", in.Mode&0o7777),
@@ -129,15 +134,11 @@ func toDiffRow(ch layers.Change) (diffRow, error) {
 	}
 	switch {
 	case in.IsRegular():
-		f, err := ch.Entry.Open()
+		var err error
+		r.SHA256, r.SHA256Omitted, err = dg.Sum(ch.Entry.FS(), in)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", ch.Path, err)
 		}
-		h := sha256.New()
-		if _, err := io.Copy(h, io.LimitReader(f, in.Size)); err != nil {
-			return r, fmt.Errorf("%s: %w", ch.Path, err)
-		}
-		r.SHA256 = hex.EncodeToString(h.Sum(nil))
 	case in.IsSymlink():
 		t, err := ch.Entry.Readlink()
 		if err != nil {

@@ -1,0 +1,61 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ctrlift/ctrlift/internal/hostile"
+	"github.com/ctrlift/ctrlift/internal/testutil"
+)
+
+// Found by the hostile-input sweep (seed 2, variant 1774, class
+// ext4-inode): five flipped bits made a 1-block file in a container's
+// writable layer claim 8 GiB, and `diff` spent 16 s hashing the zeros.
+// diff and export's manifest now hash at most 1 GiB of holes and say why
+// a file was not hashed.
+func TestDiffForgedSize(t *testing.T) {
+	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example", "wordpress-node.raw.zst"))
+	b, err := hostile.OpenBase("example-disk", hostile.KindContainerd, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const upper = "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/10/fs/"
+	in, err := b.Lookup(upper + "tmp/.wpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := hostile.NewVariant(2, 1774, "ext4-inode", b)
+	hostile.SetInodeSize(v, in, 8<<30)
+	p := filepath.Join(t.TempDir(), "forged.img")
+	if err := v.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	const ref = "blog/wordpress-6d8f7b9c5-q2lzx/wordpress"
+	out, errOut, err := run(t, "diff", "-o", "jsonl", "-i", p, ref)
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r diffRow
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Path == "/tmp/.wpc" {
+			found = true
+			if r.Size != 8<<30 || r.SHA256 != "" || !strings.HasPrefix(r.SHA256Omitted, "holes past the hashing budget") {
+				t.Errorf("diff row %s", l)
+			}
+		} else if r.Type == "file" && r.SHA256 == "" {
+			t.Errorf("%s lost its digest: %s", r.Path, l)
+		}
+	}
+	if !found {
+		t.Errorf("diff does not list /tmp/.wpc:\n%s", out)
+	}
+}

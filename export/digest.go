@@ -1,0 +1,63 @@
+package export
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+
+	"github.com/ctrlift/ctrlift/image/ext4"
+)
+
+// Digester hashes whole files for listings (ctrlift diff) under the bounds
+// an export keeps: the data read from one filesystem never exceeds its
+// size (ext4 shares no blocks, so more is a forged block map), and at most
+// maxHashedHoles of holes are hashed, so a forged i_size cannot make a
+// listing hash terabytes of zeros. Not safe for concurrent use.
+type Digester struct {
+	mapped map[*ext4.FS]int64
+	holes  int64
+	buf    []byte
+}
+
+// NewDigester returns a Digester with fresh budgets.
+func NewDigester() *Digester {
+	return &Digester{mapped: map[*ext4.FS]int64{}, buf: make([]byte, 256<<10)}
+}
+
+// Sum returns the sha256 of in's contents, or an empty sum and the reason
+// it was not computed.
+func (d *Digester) Sum(fsys *ext4.FS, in *ext4.Inode) (sum, omitted string, err error) {
+	f, err := fsys.NewFileReader(in)
+	if err != nil {
+		return "", "", err
+	}
+	_, _, mapped, err := dataSpans(f, fsys.Size(), f.Size()+1)
+	if err != nil {
+		return "", "", err
+	}
+	if d.mapped[fsys] += mapped; d.mapped[fsys] > fsys.Size() {
+		return "", "", fmt.Errorf("inode %d: with it the files hashed so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", in.Num, d.mapped[fsys], fsys.Size())
+	}
+	holes := f.Size() - mapped
+	if d.holes+holes > maxHashedHoles {
+		return "", fmt.Sprintf("holes past the hashing budget (%d GiB of zeros)", maxHashedHoles>>30), nil
+	}
+	d.holes += holes
+	h := sha256.New()
+	var at int64
+	for at < f.Size() {
+		start, end, err := f.NextData(at)
+		if err != nil {
+			return "", "", err
+		}
+		if err := writeZeros(h, start-at); err != nil {
+			return "", "", err
+		}
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, start, end-start), d.buf); err != nil {
+			return "", "", err
+		}
+		at = end
+	}
+	return hex.EncodeToString(h.Sum(nil)), "", nil
+}
