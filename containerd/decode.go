@@ -37,6 +37,11 @@ func (d decoder) timeAt(b *boltsafe.Bucket, key, where string) time.Time {
 		d.warn("%s: %s: %v (value %x)", where, key, err, v)
 		return time.Time{}
 	}
+	if y := t.Year(); y < 0 || y > 9999 {
+		// RFC 3339 (and so JSON output) stops at year 9999.
+		d.warn("%s: %s: year %d out of range (value %x); shown as unset", where, key, y, v)
+		return time.Time{}
+	}
 	return t.UTC()
 }
 

@@ -824,6 +824,22 @@ func pickDB(v *Variant) *BoltFile {
 	return pick(v.R, b.SnapDBs)
 }
 
+// SetMetaValue overwrites the value of key in meta.db's bucket path with
+// val, which must have the value's length (so the page stays valid).
+func SetMetaValue(v *Variant, val []byte, key string, path ...string) error {
+	db := v.Base.MetaDB
+	if db == nil {
+		return fmt.Errorf("%s: no meta.db", v.Base.Name)
+	}
+	kv, ok := db.Map.BucketKV(key, path...)
+	if !ok || kv.IsBucket || kv.ValLen != len(val) {
+		return fmt.Errorf("%s: no %d-byte value %s in bucket %v", db.Path, len(val), key, path)
+	}
+	v.filePut(db.Inode, kv.ValOff, val)
+	v.say("%s: value of %s/%s set to %x", db.Path, strings.Join(path, "/"), key, val)
+	return nil
+}
+
 func genBoltFlip(v *Variant) {
 	db := pickDB(v)
 	m := db.Map

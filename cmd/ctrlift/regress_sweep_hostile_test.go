@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctrlift/ctrlift/internal/hostile"
 	"github.com/ctrlift/ctrlift/internal/testutil"
@@ -57,5 +58,48 @@ func TestDiffForgedSize(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("diff does not list /tmp/.wpc:\n%s", out)
+	}
+}
+
+// Found by the hostile-input sweep (seed 2, variant 1045, class
+// containerd-values): flipped bytes in a container's updatedat gave a time
+// in year 10000+, and `list containers -o json` failed with encoding/json's
+// "Time.MarshalJSON: year outside of range [0,9999]", naming no record.
+// Such a time is now a warning naming the record, and shown as unset.
+func TestListTimeOutOfRange(t *testing.T) {
+	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example", "wordpress-node.raw.zst"))
+	b, err := hostile.OpenBase("example-disk", hostile.KindContainerd, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const id = "eed0799779d813328a9dc977731a0a053d02e317873d58ea5f6dff984d40b548"
+	far, err := time.Date(12026, 11, 27, 9, 0, 0, 0, time.UTC).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := hostile.NewVariant(2, 1045, "containerd-values", b)
+	if err := hostile.SetMetaValue(v, far, "updatedat", "v1", "k8s.io", "containers", id); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "far.img")
+	if err := v.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"list", "containers", "--all", "-o", "json", "-i", p},
+		{"info", "container", "-o", "json", "-i", p, id},
+	} {
+		out, errOut, err := run(t, args...)
+		if err != nil {
+			t.Errorf("%v: %v\n%s", args, err, errOut)
+			continue
+		}
+		if !json.Valid([]byte(out)) || !strings.Contains(out, id) {
+			t.Errorf("%v: output is not JSON naming the container", args)
+		}
+		if !strings.Contains(errOut, "containers/"+id) || !strings.Contains(errOut, "updatedat: year 12026 out of range") {
+			t.Errorf("%v: no warning naming the record:\n%s", args, errOut)
+		}
 	}
 }
