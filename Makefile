@@ -12,7 +12,7 @@ test-short:
 	$(GO) test -short ./...
 
 # The deep hostile-input sweep: 20,000 broken variants of the fixtures,
-# every container of each. About 1.5-2 hours on 2 cores. Override with
+# every container of each. About 80 minutes on 2 cores. Override with
 #   make hostile HOSTILE_VARIANTS=50000 HOSTILE_SEED=7
 # Failing variants are copied to $(HOSTILE_KEEP) for a closer look.
 HOSTILE_VARIANTS ?= 20000
