@@ -93,22 +93,33 @@ func FindRoot(fsys fs.FS, override string) (string, error) {
 	return "", &RootNotFoundError{Searched: slices.Clone(rootCandidates)}
 }
 
+// openRegular opens name, which must be a regular file, and returns its size.
+func openRegular(fsys fs.FS, name string) (fs.File, int64, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: not a regular file (%v)", name, st.Mode().Type())
+	}
+	return f, st.Size(), nil
+}
+
 // readFile reads a regular file of at most limit bytes.
 func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(name)
+	f, size, err := openRegular(fsys, name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", name, st.Mode().Type())
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes exceeds the %d-byte limit", name, st.Size(), limit)
+	if size > limit {
+		return nil, fmt.Errorf("%s: %d bytes exceeds the %d-byte limit", name, size, limit)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
@@ -124,19 +135,11 @@ func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
 // (boltsafe.UsedSize): a size field inflated by damage or a sparse tail
 // must not turn into gigabytes of zeros in memory.
 func readBolt(fsys fs.FS, name string) ([]byte, error) {
-	f, err := fsys.Open(name)
+	f, size, err := openRegular(fsys, name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", name, st.Mode().Type())
-	}
-	size := st.Size()
 	head := make([]byte, min(size, boltsafe.HeadSize))
 	if _, err := io.ReadFull(f, head); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

@@ -3,7 +3,6 @@ package export
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
@@ -15,14 +14,13 @@ import (
 // maxHashedHoles of holes are hashed, so a forged i_size cannot make a
 // listing hash terabytes of zeros. Not safe for concurrent use.
 type Digester struct {
-	mapped map[*ext4.FS]int64
-	holes  int64
+	budget budget
 	buf    []byte
 }
 
 // NewDigester returns a Digester with fresh budgets.
 func NewDigester() *Digester {
-	return &Digester{mapped: map[*ext4.FS]int64{}, buf: make([]byte, 256<<10)}
+	return &Digester{budget: newBudget(), buf: make([]byte, 256<<10)}
 }
 
 // Sum returns the sha256 of in's contents, or an empty sum and the reason
@@ -36,14 +34,12 @@ func (d *Digester) Sum(fsys *ext4.FS, in *ext4.Inode) (sum, omitted string, err 
 	if err != nil {
 		return "", "", err
 	}
-	if d.mapped[fsys] += mapped; d.mapped[fsys] > fsys.Size() {
-		return "", "", fmt.Errorf("inode %d: with it the files hashed so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", in.Num, d.mapped[fsys], fsys.Size())
+	if err := d.budget.read(fsys, in.Num, mapped); err != nil {
+		return "", "", err
 	}
-	holes := f.Size() - mapped
-	if d.holes+holes > maxHashedHoles {
-		return "", fmt.Sprintf("holes past the hashing budget (%d GiB of zeros)", maxHashedHoles>>30), nil
+	if !d.budget.hashHoles(f.Size() - mapped) {
+		return "", omittedHoles, nil
 	}
-	d.holes += holes
 	h := sha256.New()
 	var at int64
 	for at < f.Size() {

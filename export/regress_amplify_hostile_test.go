@@ -4,13 +4,11 @@ package export
 
 import (
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/hostile"
-	"github.com/ctrlift/ctrlift/internal/testutil"
 	"github.com/ctrlift/ctrlift/layers"
 )
 
@@ -25,12 +23,7 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); re
 // sparse entries, and the file data an export reads from one filesystem
 // is bounded by its size: ext4 shares no blocks, so more is a forged map.
 func TestExportAmplifiedFiles(t *testing.T) {
-	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "ext4", "ext4-default.img.zst"))
-	b, err := hostile.OpenBase("ext4-default", hostile.KindExt4, img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := hostile.FixtureBase(t, "testdata/images/ext4/ext4-default.img.zst", hostile.KindExt4)
 	files := []string{"sizes/s4096", "sizes/s4097", "sizes/s12295", "sizes/s49152", "sizes/s53249",
 		"sizes/random-64k", "sizes/pattern-1m", "sizes/s4095", "sizes/s59", "sizes/s60", "sizes/s61", "sizes/s1"}
 	for _, c := range []struct {
@@ -53,10 +46,7 @@ func TestExportAmplifiedFiles(t *testing.T) {
 				}
 				hostile.Amplify(v, in, c.leaves)
 			}
-			p := filepath.Join(t.TempDir(), "amplified.img")
-			if err := v.WriteFile(p); err != nil {
-				t.Fatal(err)
-			}
+			p := v.WriteTemp(t)
 			fsys, err := ext4.Open(p)
 			if err != nil {
 				t.Fatal(err)
@@ -82,22 +72,14 @@ func TestExportAmplifiedFiles(t *testing.T) {
 // A forged i_size on a small file: 16 GiB of holes become a sparse entry
 // of a few blocks, and the manifest still gives the file's digest.
 func TestExportForgedSize(t *testing.T) {
-	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "ext4", "ext4-default.img.zst"))
-	b, err := hostile.OpenBase("ext4-default", hostile.KindExt4, img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := hostile.FixtureBase(t, "testdata/images/ext4/ext4-default.img.zst", hostile.KindExt4)
 	in, err := b.Lookup("sizes/s4097")
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := hostile.NewVariant(1, 0, "ext4-inode", b)
 	hostile.SetInodeSize(v, in, 1<<40) // 1 TiB
-	p := filepath.Join(t.TempDir(), "forged.img")
-	if err := v.WriteFile(p); err != nil {
-		t.Fatal(err)
-	}
+	p := v.WriteTemp(t)
 	fsys, err := ext4.Open(p)
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,37 @@ const (
 	maxHashedHoles = 1 << 30
 )
 
+// budget holds what one export or listing has read and hashed, against
+// the bounds above. ext4 shares no blocks between files, so all the files
+// of one filesystem together cannot map more data than it holds.
+type budget struct {
+	mapped      map[*ext4.FS]int64 // file data read from each filesystem
+	holesHashed int64
+}
+
+func newBudget() budget { return budget{mapped: map[*ext4.FS]int64{}} }
+
+// omittedHoles is why a file past the hashing budget has no digest.
+var omittedHoles = fmt.Sprintf("holes past the hashing budget (%d GiB of zeros)", maxHashedHoles>>30)
+
+// read counts n bytes of data mapped by inode ino of fsys.
+func (b *budget) read(fsys *ext4.FS, ino uint32, n int64) error {
+	if b.mapped[fsys] += n; b.mapped[fsys] > fsys.Size() {
+		return fmt.Errorf("inode %d: with it the files read so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", ino, b.mapped[fsys], fsys.Size())
+	}
+	return nil
+}
+
+// hashHoles reports whether n more bytes of holes may be hashed, and if so
+// counts them.
+func (b *budget) hashHoles(n int64) bool {
+	if b.holesHashed+n > maxHashedHoles {
+		return false
+	}
+	b.holesHashed += n
+	return true
+}
+
 // span is a stretch of file data, [off, off+n).
 type span struct{ off, n int64 }
 

@@ -86,9 +86,8 @@ type writer struct {
 	buf      []byte
 	fileHash hash.Hash
 
-	mapped       map[*ext4.FS]int64 // file data read from each filesystem
-	zerosWritten int64              // holes written out as zeros
-	holesHashed  int64              // holes hashed for the manifest
+	budget       budget
+	zerosWritten int64 // holes written out as zeros
 }
 
 // linkInfo is the first name of a hardlinked file and its digest.
@@ -106,7 +105,7 @@ func newWriter(w io.Writer, opt Options) *writer {
 		sum:      sum,
 		opt:      opt,
 		links:    map[linkKey]*linkInfo{},
-		mapped:   map[*ext4.FS]int64{},
+		budget:   newBudget(),
 		buf:      make([]byte, 1<<20),
 		internal: layers.Options{}.Internal,
 	}
@@ -278,10 +277,8 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 			if err != nil {
 				return fmt.Errorf("export: %s: %w", me.Path, err)
 			}
-			// ext4 shares no blocks between files: all the files of one
-			// filesystem together cannot map more than it holds.
-			if w.mapped[fsys] += mapped; w.mapped[fsys] > fsys.Size() {
-				return fmt.Errorf("export: %s: inode %d: with it the files exported so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", me.Path, in.Num, w.mapped[fsys], fsys.Size())
+			if err := w.budget.read(fsys, in.Num, mapped); err != nil {
+				return fmt.Errorf("export: %s: %w", me.Path, err)
 			}
 			if spans == nil {
 				w.zerosWritten += in.Size - mapped
@@ -327,11 +324,9 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		}
 		// Hashing a hole costs as much as reading it: the export hashes
 		// at most maxHashedHoles of them, so a forged size cannot stall it.
-		hash := w.fileHash != nil && w.holesHashed+holes <= maxHashedHoles
-		if hash {
-			w.holesHashed += holes
-		} else if w.fileHash != nil {
-			me.SHA256Omitted = fmt.Sprintf("holes past the export's hashing budget (%d GiB of zeros)", maxHashedHoles>>30)
+		hash := w.fileHash != nil && w.budget.hashHoles(holes)
+		if w.fileHash != nil && !hash {
+			me.SHA256Omitted = omittedHoles
 		}
 		if err := w.writeSparse(hdr, data, spans, hash); err != nil {
 			return fmt.Errorf("export: %s: %w", me.Path, err)

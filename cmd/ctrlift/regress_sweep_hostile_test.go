@@ -4,13 +4,11 @@ package main
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ctrlift/ctrlift/internal/hostile"
-	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 // Found by the hostile-input sweep (seed 2, variant 1774, class
@@ -19,12 +17,7 @@ import (
 // diff and export's manifest now hash at most 1 GiB of holes and say why
 // a file was not hashed.
 func TestDiffForgedSize(t *testing.T) {
-	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example", "wordpress-node.raw.zst"))
-	b, err := hostile.OpenBase("example-disk", hostile.KindContainerd, img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := hostile.FixtureBase(t, "testdata/images/example/wordpress-node.raw.zst", hostile.KindContainerd)
 	const upper = "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/10/fs/"
 	in, err := b.Lookup(upper + "tmp/.wpc")
 	if err != nil {
@@ -32,10 +25,7 @@ func TestDiffForgedSize(t *testing.T) {
 	}
 	v := hostile.NewVariant(2, 1774, "ext4-inode", b)
 	hostile.SetInodeSize(v, in, 8<<30)
-	p := filepath.Join(t.TempDir(), "forged.img")
-	if err := v.WriteFile(p); err != nil {
-		t.Fatal(err)
-	}
+	p := v.WriteTemp(t)
 	const ref = "blog/wordpress-6d8f7b9c5-q2lzx/wordpress"
 	out, errOut, err := run(t, "diff", "-o", "jsonl", "-i", p, ref)
 	if err != nil {
@@ -67,12 +57,7 @@ func TestDiffForgedSize(t *testing.T) {
 // "Time.MarshalJSON: year outside of range [0,9999]", naming no record.
 // Such a time is now a warning naming the record, and shown as unset.
 func TestListTimeOutOfRange(t *testing.T) {
-	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example", "wordpress-node.raw.zst"))
-	b, err := hostile.OpenBase("example-disk", hostile.KindContainerd, img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := hostile.FixtureBase(t, "testdata/images/example/wordpress-node.raw.zst", hostile.KindContainerd)
 	const id = "eed0799779d813328a9dc977731a0a053d02e317873d58ea5f6dff984d40b548"
 	far, err := time.Date(12026, 11, 27, 9, 0, 0, 0, time.UTC).MarshalBinary()
 	if err != nil {
@@ -82,10 +67,7 @@ func TestListTimeOutOfRange(t *testing.T) {
 	if err := hostile.SetMetaValue(v, far, "updatedat", "v1", "k8s.io", "containers", id); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "far.img")
-	if err := v.WriteFile(p); err != nil {
-		t.Fatal(err)
-	}
+	p := v.WriteTemp(t)
 	for _, args := range [][]string{
 		{"list", "containers", "--all", "-o", "json", "-i", p},
 		{"info", "container", "-o", "json", "-i", p, id},

@@ -202,6 +202,13 @@ func (r *File) NextData(off int64) (start, end int64, err error) {
 		case run.hole && start >= 0:
 			return start, pos, nil
 		}
+		if start >= 0 && next-start > r.fs.Size() {
+			// One stretch of data longer than the filesystem: a forged map
+			// listing the same blocks again and again. Stop here rather
+			// than walk up to 2^32 of them.
+			return 0, 0, &FormatError{Struct: "block map", Ino: r.in.Num, Off: -1,
+				Msg: fmt.Sprintf("data from byte %d maps more than the filesystem's %d bytes: a forged block map", start, r.fs.Size())}
+		}
 		pos = next
 	}
 	if start < 0 {

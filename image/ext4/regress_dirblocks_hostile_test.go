@@ -4,13 +4,11 @@ package ext4_test
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/hostile"
-	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 // Found by the hostile-input sweep (internal/hostile, class ext4-amplify):
@@ -19,12 +17,7 @@ import (
 // seconds and hundreds of MiB. A physical block read twice in one
 // directory is now a FormatError naming the inode and the block.
 func TestDirectoryBlockMappedTwice(t *testing.T) {
-	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "ext4", "ext4-default.img.zst"))
-	b, err := hostile.OpenBase("ext4-default", hostile.KindExt4, img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := hostile.FixtureBase(t, "testdata/images/ext4/ext4-default.img.zst", hostile.KindExt4)
 	for _, leaves := range []int{1, 340} {
 		dir, err := b.Lookup("names")
 		if err != nil {
@@ -32,10 +25,7 @@ func TestDirectoryBlockMappedTwice(t *testing.T) {
 		}
 		v := hostile.NewVariant(1, leaves, "ext4-amplify", b)
 		hostile.Amplify(v, dir, leaves)
-		p := filepath.Join(t.TempDir(), "amplified.img")
-		if err := v.WriteFile(p); err != nil {
-			t.Fatal(err)
-		}
+		p := v.WriteTemp(t)
 		fsys, err := ext4.Open(p)
 		if err != nil {
 			t.Fatal(err)

@@ -4,12 +4,10 @@ package ext4_test
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/hostile"
-	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 // Found by the hostile-input sweep (internal/hostile, class ext4-names): a
@@ -18,12 +16,7 @@ import (
 // whoever extracts the export. Names holding a slash or a NUL are now a
 // FormatError naming the directory inode and the entry's offset.
 func TestDirectoryEntryNameWithSlash(t *testing.T) {
-	img := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "ext4", "ext4-default.img.zst"))
-	b, err := hostile.OpenBase("ext4-default", hostile.KindExt4, img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := hostile.FixtureBase(t, "testdata/images/ext4/ext4-default.img.zst", hostile.KindExt4)
 	dir, err := b.Lookup("names")
 	if err != nil {
 		t.Fatal(err)
@@ -34,10 +27,7 @@ func TestDirectoryEntryNameWithSlash(t *testing.T) {
 		if !ok {
 			t.Fatalf("no entry of %q fits %q", dir.Path, name)
 		}
-		p := filepath.Join(t.TempDir(), "names.img")
-		if err := v.WriteFile(p); err != nil {
-			t.Fatal(err)
-		}
+		p := v.WriteTemp(t)
 		fsys, err := ext4.Open(p)
 		if err != nil {
 			t.Fatal(err)

@@ -603,6 +603,28 @@ func Amplify(v *Variant, in *InodeInfo, leaves int) {
 	v.say("%s now maps its first block %d times through %d forged extent leaves (%d MiB)", describeInode(in), leaves*per, leaves, size>>20)
 }
 
+// AmplifyIndirect makes block-mapped inode in map its first data block
+// per^3 times through a forged triple-indirect chain of three blocks, each
+// pointing per times at the next, written into the base's free blocks.
+func AmplifyIndirect(v *Variant, in *InodeInfo) {
+	b := v.Base
+	g := b.FS
+	per := int(g.BS / 4)
+	free := uint64((b.Free[0] - g.Off) / g.BS)
+	blk := make([]byte, g.BS)
+	for level, next := range []uint64{free + 1, free + 2, in.Runs[0].P} {
+		for i := 0; i < per; i++ {
+			le.PutUint32(blk[4*i:], uint32(next))
+		}
+		v.put(g.BlockOff(free+uint64(level)), blk)
+	}
+	v.put(in.Off+0x28+12*4, make([]byte, 8)) // no single or double indirect block
+	v.putUint(in.Off+0x28+14*4, 4, free, false)
+	blocks := uint64(12 + per + per*per + per*per*per)
+	setSize(v, in, blocks*uint64(g.BS))
+	v.say("%s now maps its first block %d times through a forged triple-indirect chain", describeInode(in), per*per*per)
+}
+
 func setSize(v *Variant, in *InodeInfo, size uint64) {
 	v.putUint(in.Off+0x04, 4, size&0xFFFFFFFF, false)
 	v.putUint(in.Off+0x6C, 4, size>>32, false)
