@@ -29,6 +29,7 @@ type MetaDB struct {
 	Images     []Image
 	Snapshots  []Snapshot // meta.db's side only: no id, kind or directory
 	Content    []Blob     // Path and OnDisk not set
+	Sandboxes  []SandboxRecord
 	Warnings   []string
 }
 
@@ -80,10 +81,9 @@ func DecodeMetaDB(db *boltsafe.DB) (*MetaDB, error) {
 				Labels: b.Bucket("labels").Strings(),
 			})
 		}
-		if nb.Bucket("sandboxes") != nil {
-			m.Warnings = append(m.Warnings, fmt.Sprintf("v1/%s/sandboxes (containerd 2.x sandbox store) is present and not decoded", ns))
-		}
 	}
+	m.Sandboxes = d.sandboxStores(db.Root)
+	d.joinSandboxes(m, m.Sandboxes)
 	return m, nil
 }
 
@@ -215,9 +215,13 @@ func (d decoder) criSandbox(c *Container, a *AnyValue, where string) {
 	var m criSandboxMeta
 	raw, ok := d.criMetadata(a, where+"/extensions/"+extSandboxMetadata, &m)
 	c.CRIMetadata = raw
-	if !ok {
-		return
+	if ok {
+		d.applySandboxMeta(c, &m)
 	}
+}
+
+// applySandboxMeta fills a sandbox's pod fields from CRI sandbox metadata.
+func (d decoder) applySandboxMeta(c *Container, m *criSandboxMeta) {
 	if c.Kind == "" {
 		c.Kind = "sandbox"
 	}

@@ -240,12 +240,23 @@ func TestSelectContainers(t *testing.T) {
 		}
 		return out
 	}
+	// Every namespace: the containers started with ctr in "default" are
+	// what an intruder leaves behind on a Kubernetes node.
 	shown, hidden := s.SelectContainers(ListOptions{})
-	if got := strings.Join(names(shown), ","); got != "frontend,report,log-shipper" {
+	if got := strings.Join(names(shown), ","); got != "debug-shell,native-box,oneshot,frontend,report,log-shipper" {
 		t.Errorf("default listing %s", got)
 	}
-	if hidden.Sandboxes != 2 || hidden.Namespaces["default"] != 3 || hidden.Total() != 5 {
+	if hidden.Sandboxes != 2 || len(hidden.Namespaces) != 0 || hidden.Total() != 2 {
 		t.Errorf("hidden %+v", hidden)
+	}
+	for _, h := range hidden.Containers {
+		if h.Reason != "pod sandbox" || h.Container.Kind != "sandbox" {
+			t.Errorf("hidden %s: %q", h.Container.ID, h.Reason)
+		}
+	}
+	k8s, hidden := s.SelectContainers(ListOptions{Namespace: "k8s.io"})
+	if len(k8s) != 3 || hidden.Namespaces["default"] != 3 || hidden.Total() != 5 {
+		t.Errorf("-n k8s.io: %v, hidden %+v", names(k8s), hidden)
 	}
 	all, hidden := s.SelectContainers(ListOptions{All: true})
 	if len(all) != 8 || hidden.Total() != 0 {
@@ -260,7 +271,7 @@ func TestSelectContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	shown, hidden = s.SelectContainers(ListOptions{Support: f})
-	if len(shown) != 0 || hidden.Support != 3 {
+	if got := strings.Join(names(shown), ","); got != "debug-shell,native-box,oneshot" || hidden.Support != 3 {
 		t.Errorf("custom filter: %v, %+v", names(shown), hidden)
 	}
 	if _, err := ParseSupportFilter(strings.NewReader("labels: [novalue]")); err == nil {

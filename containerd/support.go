@@ -81,61 +81,58 @@ func (f *SupportFilter) Match(c *Container) (bool, string) {
 // ListOptions selects the containers `list containers` shows.
 type ListOptions struct {
 	All       bool           // show everything
-	Namespace string         // containerd namespace; "" for the default choice
+	Namespace string         // only this containerd namespace; "" for every namespace
 	Support   *SupportFilter // nil: DefaultSupportFilter
 }
 
-// Hidden counts containers left out of a listing, by reason.
+// Hidden counts containers left out of a listing, by reason, and names
+// each with its reason.
 type Hidden struct {
 	Sandboxes  int
 	Support    int
-	Namespaces map[string]int // other containerd namespaces
+	Namespaces map[string]int // other containerd namespaces than ListOptions.Namespace
+	Containers []HiddenContainer
+}
+
+// HiddenContainer is one container left out of a listing.
+type HiddenContainer struct {
+	Container Container
+	Reason    string // "pod sandbox", "support container (name kube-proxy)", "namespace default not selected"
 }
 
 // Total is the number of hidden containers.
-func (h Hidden) Total() int {
-	n := h.Sandboxes + h.Support
-	for _, v := range h.Namespaces {
-		n += v
-	}
-	return n
-}
+func (h Hidden) Total() int { return len(h.Containers) }
 
-// SelectContainers applies the default listing policy: unless All is set,
-// sandboxes and support containers are hidden, and without an explicit
-// namespace only Kubernetes' k8s.io namespace is shown when it has
-// containers (all namespaces otherwise).
+// SelectContainers applies the listing policy: the containers of every
+// namespace (or of o.Namespace), without pod sandboxes and support
+// containers unless All is set. A container started with ctr or nerdctl
+// on a Kubernetes node is shown: it is what an intruder leaves behind.
 func (s *State) SelectContainers(o ListOptions) ([]Container, Hidden) {
 	h := Hidden{Namespaces: map[string]int{}}
 	support := o.Support
 	if support == nil {
 		support = DefaultSupportFilter()
 	}
-	ns := o.Namespace
-	if ns == "" && !o.All {
-		for _, c := range s.Containers {
-			if c.Namespace == "k8s.io" {
-				ns = "k8s.io"
-				break
-			}
-		}
-	}
 	var out []Container
+	hide := func(c *Container, why string) {
+		h.Containers = append(h.Containers, HiddenContainer{Container: c.Brief(), Reason: why})
+	}
 	for i := range s.Containers {
 		c := &s.Containers[i]
-		if ns != "" && c.Namespace != ns {
-			if o.Namespace == "" {
-				h.Namespaces[c.Namespace]++
-			}
+		if o.Namespace != "" && c.Namespace != o.Namespace {
+			h.Namespaces[c.Namespace]++
+			hide(c, "namespace "+c.Namespace+" not selected")
 			continue
 		}
 		if !o.All {
 			if c.Kind == "sandbox" {
 				h.Sandboxes++
+				hide(c, "pod sandbox")
 				continue
 			}
-			if ok, _ := support.Match(c); ok {
+			if ok, rule := support.Match(c); ok {
 				h.Support++
+				hide(c, "support container ("+rule+")")
 				continue
 			}
 		}

@@ -106,12 +106,15 @@ type Container struct {
 	CRIMetadata json.RawMessage     `json:"cri_metadata,omitempty"`
 	Sandbox     *SandboxInfo        `json:"sandbox,omitempty"`
 	Extensions  map[string]AnyValue `json:"extensions,omitempty"`
+	// SandboxRecord is the sandbox store's record of this pod sandbox
+	// (containerd 1.7's sandbox API, every 2.x node).
+	SandboxRecord *SandboxRecord `json:"sandbox_record,omitempty"`
 }
 
 // Brief returns a copy without the spec, CRI metadata and extensions, for
 // listings.
 func (c Container) Brief() Container {
-	c.Spec, c.CRIMetadata, c.Extensions = nil, nil, nil
+	c.Spec, c.CRIMetadata, c.Extensions, c.SandboxRecord = nil, nil, nil, nil
 	if c.Sandbox != nil {
 		s := *c.Sandbox
 		s.CNIResult = nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/export"
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/internal/safeout"
 	"github.com/ctrlift/ctrlift/layers"
 )
 
@@ -34,7 +36,9 @@ type exportFlags struct {
 	snapshotter   string
 	layerDirs     string
 	allowMissing  bool
-	quiet         bool
+	quiet         bool // -q, the root's flag
+	force         bool
+	supportFile   string
 }
 
 func newExportCmd() *cobra.Command {
@@ -68,6 +72,7 @@ image can never reach the analyst's own files.`,
 	}
 	src.register(cmd)
 	fl := cmd.Flags()
+	fl.BoolVar(&src.hashInput, "hash-input", false, "with --all, record the input file's sha256 in index.json (reads the whole input once more)")
 	fl.StringVar(&cf.root, "containerd-root", "", "containerd root directory on the partition (default: var/lib/containerd and other known places)")
 	fl.StringVarP(&cf.namespace, "namespace", "n", "", "containerd namespace (default: all)")
 	fl.StringVarP(&ef.output, "output", "o", "", "output file, or - for stdout; compression follows .gz/.zst unless --compress is given")
@@ -75,17 +80,19 @@ image can never reach the analyst's own files.`,
 	fl.StringVar(&ef.compress, "compress", "", "gzip, zstd or none (default: from the file name; none for stdout; for --all: none)")
 	fl.StringVar(&ef.manifest, "manifest", "", "also write a JSON-lines manifest (path, type, mode, uid, gid, size, sha256 or sha256_omitted, target, mtime_ns, atime_ns, ctime_ns, crtime_ns, inode, rdev, xattrs_b64, sparse, layer)")
 	fl.BoolVar(&ef.changes, "changes", false, "export only what the container changed: its writable layer as an OCI layer tar (.wh. whiteouts)")
-	fl.BoolVar(&ef.all, "all", false, "export every workload container into --dir")
-	fl.BoolVar(&ef.allContainers, "all-containers", false, "with --all, include sandboxes and support containers")
+	fl.BoolVar(&ef.all, "all", false, "export into --dir every container that list containers shows (every namespace; no sandboxes or support containers); the others are named in index.json")
+	fl.BoolVar(&ef.allContainers, "all-containers", false, "with --all, include sandboxes and support containers (as list containers --all)")
 	fl.StringVar(&ef.snapshot, "snapshot", "", "export a snapshot chain by snapshot key (e.g. an image's rootfs chain id) instead of a container")
 	fl.StringVar(&ef.snapshotter, "snapshotter", "", "snapshotter of --snapshot (default: the one that has the key)")
 	fl.StringVar(&ef.layerDirs, "layer-dirs", "", "colon-separated layer directories on the partition, top first (no containerd database needed)")
 	fl.BoolVar(&ef.allowMissing, "allow-missing-layers", false, "skip layers whose content is not on disk (e.g. GKE image streaming) instead of failing")
-	fl.BoolVarP(&ef.quiet, "quiet", "q", false, "no progress or summary on stderr")
+	fl.BoolVar(&ef.force, "force", false, "replace existing output files and write into a non-empty --dir (the input is never written)")
+	fl.StringVar(&ef.supportFile, "support-containers", "", "with --all, the support container list (container-explorer supportcontainer.yaml format) instead of the built-in one, as for list containers")
 	return cmd
 }
 
 func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlags, ef *exportFlags) error {
+	ef.quiet = quiet(cmd)
 	modes := 0
 	for _, on := range []bool{len(args) == 1, ef.all, ef.snapshot != "", ef.layerDirs != ""} {
 		if on {
@@ -99,11 +106,31 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 		if ef.outDir == "" {
 			return errors.New("--all needs --dir OUTDIR")
 		}
-		if ef.output != "" {
-			return errors.New("--all writes into --dir; -o does not apply")
+		if ef.output != "" || ef.manifest != "" {
+			return errors.New("--all writes a tar and a manifest per container into --dir; -o and --manifest do not apply")
 		}
 	} else if ef.output == "" {
 		return errors.New("no output: use -o FILE (or -o - for stdout)")
+	}
+	// Every output is checked against the evidence before the image is
+	// read; the decompressed copy is added when the image is opened.
+	g := safeout.New(ef.force)
+	if err := src.protect(g); err != nil {
+		return err
+	}
+	if ef.all {
+		if err := g.ClaimDir(ef.outDir); err != nil {
+			return err
+		}
+	} else {
+		if err := g.Claim(ef.output); err != nil {
+			return err
+		}
+		if ef.manifest != "" {
+			if err := g.Claim(ef.manifest); err != nil {
+				return err
+			}
+		}
 	}
 	if ef.layerDirs != "" {
 		o, err := src.open(cmd)
@@ -115,9 +142,9 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 		for i, d := range strings.Split(ef.layerDirs, ":") {
 			ls = append(ls, layers.Layer{FS: o.FS, Dir: cleanArg(d), Name: fmt.Sprint(i)})
 		}
-		return exportLayers(cmd, ls, ef.output, ef)
+		_, err = exportLayers(cmd, g, ls, ef.output, ef)
+		return err
 	}
-	cf.quiet = ef.quiet
 	st, fsys, done, err := loadStateFS(cmd, src, cf)
 	if err != nil {
 		return err
@@ -133,9 +160,10 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 		if err != nil {
 			return err
 		}
-		return exportLayers(cmd, ls, ef.output, ef)
+		_, err = exportLayers(cmd, g, ls, ef.output, ef)
+		return err
 	case ef.all:
-		return exportAll(cmd, st, fsys, ef, cf.namespace)
+		return exportAll(cmd, g, src, st, fsys, ef, cf.namespace)
 	}
 	c, err := st.ResolveIn(cf.namespace, args[0])
 	if err != nil {
@@ -151,7 +179,8 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
 	}
-	return exportLayers(cmd, ls, ef.output, ef)
+	_, err = exportLayers(cmd, g, ls, ef.output, ef)
+	return err
 }
 
 // snapshotChain finds key among the snapshots (optionally of one
@@ -216,18 +245,32 @@ func toLayers(fsys *ext4.FS, chain []containerd.Layer, allowMissing bool) ([]lay
 	return ls, nil
 }
 
+// exported describes one written tar, for the summary and index.json.
+type exported struct {
+	Entries     int64  `json:"entries"`
+	Bytes       int64  `json:"file_bytes"` // file content bytes
+	Size        int64  `json:"size"`       // bytes of the file written (compressed when compressed)
+	SHA256      string `json:"sha256"`     // of the file written
+	TarSHA256   string `json:"tar_sha256"` // of the uncompressed tar stream
+	Compression string `json:"compression"`
+}
+
+// countWriter counts what goes through it.
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
 // exportLayers merges ls and writes the tar (or, with --changes, the top
-// layer's OCI diff) to output.
-func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *exportFlags) error {
+// layer's OCI diff) to output, and the manifest when asked. Both were
+// claimed on g; neither appears under its name unless the export succeeds.
+func exportLayers(cmd *cobra.Command, g *safeout.Guard, ls []layers.Layer, output string, ef *exportFlags) (*exported, error) {
 	stderr := cmd.ErrOrStderr()
 	m, err := layers.New(ls, layers.Options{AllowMissing: ef.allowMissing})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !ef.quiet {
-		for _, w := range m.Warnings {
-			fmt.Fprintln(stderr, "warning:", printable(w))
-		}
+	for _, w := range m.Warnings {
+		warn(cmd, "%s", w)
 	}
 	comp := export.CompressionFor(output)
 	if output == "-" {
@@ -235,38 +278,39 @@ func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *expo
 	}
 	if ef.compress != "" {
 		if comp, err = export.ParseCompression(ef.compress); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var out io.Writer
-	var file *os.File
+	var file, manifest *safeout.File
 	if output == "-" {
 		out = cmd.OutOrStdout()
 	} else {
-		if file, err = createOutput(output); err != nil {
-			return err
+		if file, err = g.Create(output); err != nil {
+			return nil, err
 		}
 		out = file
 	}
-	fail := func(err error) error {
+	fail := func(err error) (*exported, error) {
 		if file != nil {
-			file.Close()
-			os.Remove(output)
+			file.Abort()
 		}
-		return err
+		if manifest != nil {
+			manifest.Abort()
+		}
+		return nil, err
 	}
 	fileSum := sha256.New()
-	cw, err := export.Compress(io.MultiWriter(out, fileSum), comp)
+	var size countWriter
+	cw, err := export.Compress(io.MultiWriter(out, fileSum, &size), comp)
 	if err != nil {
 		return fail(err)
 	}
 	opt := export.Options{}
-	var manifest *os.File
 	if ef.manifest != "" {
-		if manifest, err = createOutput(ef.manifest); err != nil {
+		if manifest, err = g.Create(ef.manifest); err != nil {
 			return fail(err)
 		}
-		defer manifest.Close()
 		opt.Manifest = manifest
 	}
 	var bar *progress
@@ -290,15 +334,19 @@ func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *expo
 	if err := cw.Close(); err != nil {
 		return fail(err)
 	}
-	if file != nil {
-		if err := file.Close(); err != nil {
+	if manifest != nil {
+		if err := manifest.Commit(); err != nil {
 			return fail(err)
 		}
 	}
-	if manifest != nil {
-		if err := manifest.Close(); err != nil {
-			return err
+	if file != nil {
+		if err := file.Commit(); err != nil {
+			return fail(err)
 		}
+	}
+	res := &exported{
+		Entries: stats.Files, Bytes: stats.Bytes, Size: size.n,
+		SHA256: hex.EncodeToString(fileSum.Sum(nil)), TarSHA256: stats.TarSHA256, Compression: string(comp),
 	}
 	if !ef.quiet {
 		for _, s := range stats.Skipped {
@@ -307,19 +355,10 @@ func exportLayers(cmd *cobra.Command, ls []layers.Layer, output string, ef *expo
 		fmt.Fprintf(stderr, "%s: %d entries, %s of file data in %s\n", output, stats.Files, iec(stats.Bytes), time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(stderr, "tar sha256 %s\n", stats.TarSHA256)
 		if comp != export.None {
-			fmt.Fprintf(stderr, "%s sha256 %s\n", comp, hex.EncodeToString(fileSum.Sum(nil)))
+			fmt.Fprintf(stderr, "%s sha256 %s\n", comp, res.SHA256)
 		}
 	}
-	return nil
-}
-
-// createOutput creates an output file, refusing to overwrite the evidence
-// or any existing file that is not a regular file.
-func createOutput(p string) (*os.File, error) {
-	if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() && p != os.DevNull {
-		return nil, fmt.Errorf("%s exists and is not a regular file", p)
-	}
-	return os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	return res, nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -375,12 +414,68 @@ func (p *progress) finish() { fmt.Fprint(p.w, "\r\033[K") }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// exportAll writes one tar per container into ef.outDir plus index.json.
-func exportAll(cmd *cobra.Command, st *containerd.State, fsys *ext4.FS, ef *exportFlags, ns string) error {
-	if err := os.MkdirAll(ef.outDir, 0o755); err != nil {
-		return err
+// exportIndex is index.json of a multi-container export: what was read,
+// by which tool, what was written and what was left out. It holds no
+// clock time, so the same input gives the same index.
+type exportIndex struct {
+	Tool           toolVersion       `json:"tool"`
+	Input          inputInfo         `json:"input"`
+	ContainerdRoot string            `json:"containerd_root"`
+	Selection      exportSelection   `json:"selection"`
+	Containers     []exportedEntry   `json:"containers"`
+	Skipped        []skippedEntry    `json:"skipped"`
+	Failed         int               `json:"failed"`
+	Options        map[string]string `json:"options,omitempty"`
+}
+
+type exportSelection struct {
+	Namespace         string `json:"namespace,omitempty"`
+	AllContainers     bool   `json:"all_containers"`
+	SupportContainers string `json:"support_containers,omitempty"` // the list file, when not the built-in one
+	Changes           bool   `json:"changes"`
+}
+
+type exportedEntry struct {
+	File          string    `json:"file,omitempty"`
+	Manifest      string    `json:"manifest,omitempty"`
+	Namespace     string    `json:"namespace"`
+	ID            string    `json:"id"`
+	Kind          string    `json:"kind,omitempty"`
+	PodNamespace  string    `json:"pod_namespace,omitempty"`
+	PodName       string    `json:"pod_name,omitempty"`
+	ContainerName string    `json:"container_name,omitempty"`
+	Image         string    `json:"image"`
+	Status        string    `json:"status"`
+	Layers        int       `json:"layers"`
+	Tar           *exported `json:"tar,omitempty"`
+	Error         string    `json:"error,omitempty"`
+}
+
+type skippedEntry struct {
+	Namespace     string `json:"namespace"`
+	ID            string `json:"id"`
+	Kind          string `json:"kind,omitempty"`
+	PodNamespace  string `json:"pod_namespace,omitempty"`
+	PodName       string `json:"pod_name,omitempty"`
+	ContainerName string `json:"container_name,omitempty"`
+	Image         string `json:"image"`
+	Reason        string `json:"reason"`
+}
+
+// exportAll writes one tar and manifest per container that "list
+// containers" shows with the same selection into ef.outDir, plus
+// index.json; the containers left out are named there and on stderr.
+func exportAll(cmd *cobra.Command, g *safeout.Guard, src *sourceFlags, st *containerd.State, fsys *ext4.FS, ef *exportFlags, ns string) error {
+	stderr := cmd.ErrOrStderr()
+	opts := containerd.ListOptions{All: ef.allContainers, Namespace: ns}
+	if ef.supportFile != "" {
+		f, err := readSupportFilter(ef.supportFile)
+		if err != nil {
+			return err
+		}
+		opts.Support = f
 	}
-	shown, _ := st.SelectContainers(containerd.ListOptions{All: ef.allContainers, Namespace: ns})
+	shown, hidden := st.SelectContainers(opts)
 	ext := ".tar"
 	comp := export.None
 	if ef.compress != "" {
@@ -395,69 +490,94 @@ func exportAll(cmd *cobra.Command, st *containerd.State, fsys *ext4.FS, ef *expo
 			ext = ".tar.zst"
 		}
 	}
-	type indexEntry struct {
-		File          string `json:"file"`
-		Manifest      string `json:"manifest,omitempty"`
-		Namespace     string `json:"namespace"`
-		ID            string `json:"id"`
-		PodNamespace  string `json:"pod_namespace,omitempty"`
-		PodName       string `json:"pod_name,omitempty"`
-		ContainerName string `json:"container_name,omitempty"`
-		Image         string `json:"image"`
-		Layers        int    `json:"layers"`
-		Error         string `json:"error,omitempty"`
+	idx := exportIndex{
+		Tool:           currentVersion(),
+		ContainerdRoot: st.Root,
+		Selection:      exportSelection{Namespace: ns, AllContainers: ef.allContainers, SupportContainers: ef.supportFile, Changes: ef.changes},
+		Containers:     []exportedEntry{},
+		Skipped:        []skippedEntry{},
 	}
-	var index []indexEntry
-	failed := 0
+	var err error
+	if idx.Input, err = src.describeInput(); err != nil {
+		return err
+	}
+	for _, h := range hidden.Containers {
+		c := h.Container
+		idx.Skipped = append(idx.Skipped, skippedEntry{Namespace: c.Namespace, ID: c.ID, Kind: c.Kind, PodNamespace: c.PodNamespace, PodName: c.PodName, ContainerName: c.ContainerName, Image: c.Image, Reason: h.Reason})
+		if !ef.quiet {
+			fmt.Fprintf(stderr, "skipped %s/%s: %s\n", printable(c.Namespace), printable(c.ID), printable(h.Reason))
+		}
+	}
+	indexPath := filepath.Join(ef.outDir, "index.json")
+	if err := g.Claim(indexPath); err != nil {
+		return err
+	}
+	used := map[string]bool{"index": true}
 	for _, c := range shown {
-		pod := c.PodName
-		if c.PodNamespace != "" {
-			pod = c.PodNamespace + "_" + c.PodName
-		}
-		name := c.ContainerName
-		if name == "" {
-			name = c.Kind
-		}
-		base := unsafeName.ReplaceAllString(strings.Join(nonEmpty(c.Namespace, pod, name, short(c.ID)), "_"), "-")
-		e := indexEntry{File: base + ext, Namespace: c.Namespace, ID: c.ID, PodNamespace: c.PodNamespace, PodName: c.PodName, ContainerName: c.ContainerName, Image: c.Image, Layers: len(c.Layers)}
+		e := exportedEntry{Namespace: c.Namespace, ID: c.ID, Kind: c.Kind, PodNamespace: c.PodNamespace, PodName: c.PodName, ContainerName: c.ContainerName, Image: c.Image, Status: c.Status, Layers: len(c.Layers)}
+		base := uniqueBase(c, used)
 		sub := *ef
 		sub.compress = string(comp)
-		// Each tar gets its manifest: the index points an analyst at both.
-		e.Manifest = base + ".manifest.jsonl"
-		sub.manifest = filepath.Join(ef.outDir, e.Manifest)
-		ls, err := toLayers(fsys, c.Layers, ef.allowMissing)
+		sub.manifest = filepath.Join(ef.outDir, base+".manifest.jsonl")
+		file := filepath.Join(ef.outDir, base+ext)
+		err := g.Claim(file)
 		if err == nil {
-			err = exportLayers(cmd, ls, filepath.Join(ef.outDir, e.File), &sub)
+			err = g.Claim(sub.manifest)
+		}
+		var ls []layers.Layer
+		if err == nil {
+			ls, err = toLayers(fsys, c.Layers, ef.allowMissing)
+		}
+		if err == nil {
+			e.Tar, err = exportLayers(cmd, g, ls, file, &sub)
 		}
 		if err != nil {
-			failed++
+			idx.Failed++
 			e.Error = err.Error()
-			e.File, e.Manifest = "", ""
-			os.Remove(sub.manifest)
-			fmt.Fprintf(cmd.ErrOrStderr(), "ctrlift: %s: %s\n", printable(c.ID), printable(err.Error()))
+			fmt.Fprintf(stderr, "ctrlift: %s: %s\n", printable(c.ID), printable(err.Error()))
+		} else {
+			e.File, e.Manifest = base+ext, base+".manifest.jsonl"
 		}
-		index = append(index, e)
+		idx.Containers = append(idx.Containers, e)
 	}
-	f, err := createOutput(filepath.Join(ef.outDir, "index.json"))
+	err = g.WriteFile(indexPath, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(idx)
+	})
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(f)
-	enc.SetIndent("", "  ")
-	if index == nil {
-		index = []indexEntry{}
-	}
-	if err := enc.Encode(index); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d containers could not be exported (see index.json)", failed, len(shown))
+	if idx.Failed > 0 {
+		return fmt.Errorf("%d of %d containers could not be exported (see index.json)", idx.Failed, len(shown))
 	}
 	return nil
+}
+
+// uniqueBase names a container's files: namespace, pod, name and short
+// id, or the whole id when two short ids would collide.
+func uniqueBase(c containerd.Container, used map[string]bool) string {
+	pod := c.PodName
+	if c.PodNamespace != "" {
+		pod = c.PodNamespace + "_" + c.PodName
+	}
+	name := c.ContainerName
+	if name == "" {
+		name = c.Kind
+	}
+	mk := func(id string) string {
+		return unsafeName.ReplaceAllString(strings.Join(nonEmpty(c.Namespace, pod, name, id), "_"), "-")
+	}
+	base := mk(short(c.ID))
+	if used[base] {
+		base = mk(c.ID)
+	}
+	for i := 2; used[base]; i++ {
+		base = mk(c.ID) + "-" + strconv.Itoa(i)
+	}
+	used[base] = true
+	return base
 }
 
 func nonEmpty(ss ...string) []string {

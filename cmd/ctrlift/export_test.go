@@ -55,10 +55,11 @@ func TestExportCLI(t *testing.T) {
 func TestExportAllCLI(t *testing.T) {
 	img := cosImage(t)
 	dir := filepath.Join(t.TempDir(), "out")
-	if _, errOut, err := run(t, "export", "-q", "-i", img, "--all", "-d", dir); err != nil {
+	_, errOut, err := run(t, "export", "-i", img, "--all", "-d", dir, "--hash-input")
+	if err != nil {
 		t.Fatal(err, errOut)
 	}
-	var index []struct{ File, ID, Error string }
+	var index exportIndex
 	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,20 +67,85 @@ func TestExportAllCLI(t *testing.T) {
 	if err := json.Unmarshal(b, &index); err != nil {
 		t.Fatal(err)
 	}
-	if len(index) != 3 {
-		t.Fatalf("index has %d containers, want the 3 workload ones: %s", len(index), b)
+	// Exactly what "list containers" shows: every namespace, so the ctr
+	// containers of "default" (debug-shell ran curl | sh) are exported.
+	list, _, err := run(t, "list", "containers", "-i", img, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, e := range index {
-		if e.Error != "" {
+	var listed []struct{ Namespace, ID string }
+	if err := json.Unmarshal([]byte(list), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(index.Containers) != len(listed) || len(listed) != 6 {
+		t.Fatalf("index has %d containers, list shows %d, want 6: %s", len(index.Containers), len(listed), b)
+	}
+	for i, e := range index.Containers {
+		if e.ID != listed[i].ID || e.Namespace != listed[i].Namespace {
+			t.Errorf("index entry %d is %s/%s, list shows %s/%s", i, e.Namespace, e.ID, listed[i].Namespace, listed[i].ID)
+		}
+		if e.Error != "" || e.Tar == nil {
 			t.Errorf("%s: %s", e.ID, e.Error)
+			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, e.File)); err != nil {
+		data, err := os.ReadFile(filepath.Join(dir, e.File))
+		if err != nil {
 			t.Error(err)
+			continue
 		}
+		if sha(data) != e.Tar.SHA256 || sha(data) != e.Tar.TarSHA256 || int64(len(data)) != e.Tar.Size || e.Tar.Entries == 0 {
+			t.Errorf("%s: index says %+v; file has %d bytes, sha256 %s", e.File, *e.Tar, len(data), sha(data))
+		}
+		if n := len(testutilManifestLines(t, filepath.Join(dir, e.Manifest))); int64(n) != e.Tar.Entries {
+			t.Errorf("%s: %d manifest lines, %d tar entries", e.Manifest, n, e.Tar.Entries)
+		}
+	}
+	for _, id := range []string{"debug-shell", "oneshot", "native-box"} {
+		if !strings.Contains(string(b), `"id": "`+id+`"`) {
+			t.Errorf("%s not exported", id)
+		}
+	}
+	// The sandboxes are named as skipped, with the reason, here and on stderr.
+	if len(index.Skipped) != 2 {
+		t.Errorf("skipped %+v", index.Skipped)
+	}
+	for _, s := range index.Skipped {
+		if s.Reason != "pod sandbox" || !strings.Contains(errOut, "skipped "+s.Namespace+"/"+s.ID+": pod sandbox") {
+			t.Errorf("skipped %+v not reported (stderr %s)", s, errOut)
+		}
+	}
+	// Provenance: the input, the partition read and the tool.
+	raw, _ := os.ReadFile(img)
+	fi, _ := os.Stat(img)
+	if index.Input.Path != img || index.Input.Size != fi.Size() || index.Input.SHA256 != sha(raw) || index.Input.Compression != "zstd" ||
+		index.Input.Partition == nil || index.Input.Partition.Label != "STATE" || index.Tool.Name != "ctrlift" || index.Tool.Go == "" ||
+		index.ContainerdRoot != "var/lib/containerd" {
+		t.Errorf("provenance: %+v %+v %+v", index.Input, index.Input.Partition, index.Tool)
 	}
 	if !strings.Contains(string(b), "k8s.io_prod_frontend-7d9c8b5f4-x2x9z_frontend_350ec3c288e9.tar") {
 		t.Errorf("file naming: %s", b)
 	}
+	// The same input gives the same index, byte for byte, and a full
+	// directory is not reused without --force.
+	if _, _, err := run(t, "export", "-q", "-i", img, "--all", "-d", dir, "--hash-input"); err == nil || !strings.Contains(err.Error(), "not empty; --force") {
+		t.Errorf("non-empty --dir reused: %v", err)
+	}
+	again := filepath.Join(t.TempDir(), "again")
+	if _, _, err := run(t, "export", "-q", "-i", img, "--all", "-d", again, "--hash-input"); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := os.ReadFile(filepath.Join(again, "index.json")); !bytes.Equal(b, b2) {
+		t.Error("two exports of one image give different index.json")
+	}
+}
+
+func testutilManifestLines(t *testing.T, p string) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
 func TestDiffCLI(t *testing.T) {

@@ -24,13 +24,12 @@ type ctrdFlags struct {
 	root      string // --containerd-root
 	namespace string // -n
 	output    string // -o
-	quiet     bool   // no source line on stderr (export -q)
 }
 
 func (f *ctrdFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.root, "containerd-root", "", "containerd root directory on the partition (default: search var/lib/containerd and other known places)")
-	fl.StringVarP(&f.namespace, "namespace", "n", "", "containerd namespace (default: all; list containers defaults to k8s.io)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "containerd namespace (default: all)")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table, json or jsonl")
 }
 
@@ -104,6 +103,7 @@ func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*container
 				}
 				if r, err := containerd.FindRoot(e, f.root); err == nil {
 					fsys, part, root, other = e, p, r, e
+					src.used = p
 					break
 				}
 				e.Close()
@@ -124,12 +124,9 @@ func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*container
 		closeAll()
 		return nil, nil, nil, err
 	}
-	stderr := cmd.ErrOrStderr()
-	if !f.quiet {
-		fmt.Fprintf(stderr, "containerd root %s on %s; meta.db txid %d (meta page %d)\n", st.Root, describePartition(part), st.MetaDB.TxID, st.MetaDB.MetaPage)
-	}
+	inform(cmd, "containerd root %s on %s; meta.db txid %d (meta page %d)", st.Root, describePartition(part), st.MetaDB.TxID, st.MetaDB.MetaPage)
 	for _, w := range st.Warnings {
-		fmt.Fprintln(stderr, "ctrlift: warning:", printable(w))
+		warn(cmd, "%s", w)
 	}
 	fsOut, _ := fsys.(*ext4.FS)
 	return st, fsOut, closeAll, nil
@@ -202,29 +199,27 @@ func listContainersCmd() *cobra.Command {
 		Short: "List containers with their Kubernetes pod, status and exit code",
 		Long: `List containers with their Kubernetes pod, status and exit code.
 
-By default only workload containers are shown: the k8s.io namespace (when
-it has containers), without pod sandboxes and without support containers
-(pods of kube-system and other system namespaces). How many were hidden is
-printed on stderr. --all shows everything; --support-containers FILE takes
-a list in container-explorer's supportcontainer.yaml format.`,
+The containers of every containerd namespace are shown (k8s.io for
+Kubernetes, default for ctr, moby for Docker, or any other: a container
+started by hand on a node is what an intruder leaves behind), without pod
+sandboxes and support containers (pods of kube-system and other system
+namespaces). How many were hidden, and why, is printed on stderr. --all
+shows them too; -n shows one namespace; --support-containers FILE takes a
+list in container-explorer's supportcontainer.yaml format. "export --all"
+exports exactly these containers.`,
 		Args: cobra.NoArgs,
 	}
 	ctrdCmd(cmd, func(cmd *cobra.Command, _ []string, st *containerd.State, cf *ctrdFlags) error {
 		opts := containerd.ListOptions{All: all, Namespace: cf.namespace}
 		if supportFile != "" {
-			f, err := os.Open(supportFile)
-			if err != nil {
+			var err error
+			if opts.Support, err = readSupportFilter(supportFile); err != nil {
 				return err
-			}
-			opts.Support, err = containerd.ParseSupportFilter(f)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", supportFile, err)
 			}
 		}
 		shown, hidden := st.SelectContainers(opts)
 		if n := hidden.Total(); n > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "%d containers hidden (%s); --all shows them\n", n, describeHidden(hidden))
+			inform(cmd, "%d containers hidden (%s); --all shows them", n, describeHidden(hidden))
 		}
 		rows := make([]containerd.Container, len(shown))
 		for i, c := range shown {
@@ -262,6 +257,20 @@ a list in container-explorer's supportcontainer.yaml format.`,
 	fl.BoolVarP(&all, "all", "a", false, "show sandboxes, support containers and every namespace")
 	fl.StringVar(&supportFile, "support-containers", "", "support container list (container-explorer supportcontainer.yaml format) instead of the built-in one")
 	return cmd
+}
+
+// readSupportFilter reads a --support-containers file.
+func readSupportFilter(name string) (*containerd.SupportFilter, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sf, err := containerd.ParseSupportFilter(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return sf, nil
 }
 
 func describeHidden(h containerd.Hidden) string {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ctrlift/ctrlift/containerd"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 // cosImage returns the compressed cos-node fixture; the CLI decompresses it
@@ -51,13 +53,18 @@ func TestListContainers(t *testing.T) {
 		t.Fatal(err, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("want header + 3 containers:\n%s", out)
+	// Every namespace: the containers started with ctr in "default" are
+	// shown beside the pods' (debug-shell ran curl | sh).
+	if len(lines) != 7 {
+		t.Fatalf("want header + 6 containers:\n%s", out)
 	}
 	for _, want := range [][]string{
 		{"prod/frontend-7d9c8b5f4-x2x9z", "frontend", "exited", "137"},
 		{"prod/frontend-7d9c8b5f4-x2x9z", "log-shipper", "exited", "137"},
 		{"batch/report-28391234-7x2kq", "report", "exited", "3"},
+		{"-", "debug-shell", "unknown", "-"},
+		{"-", "native-box", "unknown", "-"},
+		{"-", "oneshot", "unknown", "-"},
 	} {
 		found := false
 		for _, l := range lines[1:] {
@@ -70,7 +77,7 @@ func TestListContainers(t *testing.T) {
 			t.Errorf("no row %v in\n%s", want, out)
 		}
 	}
-	if !strings.Contains(errOut, "meta.db txid 184 (meta page 0)") || !strings.Contains(errOut, "5 containers hidden (2 sandboxes, 3 in namespace default)") {
+	if !strings.Contains(errOut, "meta.db txid 184 (meta page 0)") || !strings.Contains(errOut, "2 containers hidden (2 sandboxes)") {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 
@@ -156,5 +163,69 @@ func TestListOthers(t *testing.T) {
 	_, _, err := run(t, "list", "containers", "-i", img, "-p", "OEM")
 	if err == nil || !strings.Contains(err.Error(), "partitions searched: partition 8 \"OEM\"") || !strings.Contains(err.Error(), "var/lib/containerd") {
 		t.Errorf("no root: %v", err)
+	}
+}
+
+// TestListContainerd2Node reads a node whose meta.db was written by
+// containerd v2's own metadata package (sandboxes in v1/<ns>/sandboxes),
+// laid into an ext4 filesystem by mkfs.ext4: no warning about the sandbox
+// store, the pod and the ctr container listed, the sandboxes with --all.
+func TestListContainerd2Node(t *testing.T) {
+	testutil.NeedTools(t, "mkfs.ext4")
+	root := testutil.RepoRoot(t)
+	for _, db := range []string{"v2.db", "v1.7.db"} {
+		t.Run(db, func(t *testing.T) {
+			tree := t.TempDir()
+			metaDir := filepath.Join(tree, "var/lib/containerd/io.containerd.metadata.v1.bolt")
+			if err := os.MkdirAll(metaDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(filepath.Join(root, "containerd/testdata/sandboxstore", db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(metaDir, "meta.db"), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			img := filepath.Join(t.TempDir(), "node.img")
+			if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-d", tree, img, "8M").CombinedOutput(); err != nil {
+				t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+			}
+			out, errOut, err := run(t, "list", "containers", "-i", img)
+			if err != nil {
+				t.Fatal(err, errOut)
+			}
+			if strings.Contains(errOut, "warning") {
+				t.Errorf("warnings on a containerd 2.x node:\n%s", errOut)
+			}
+			if !strings.Contains(errOut, "2 containers hidden (2 sandboxes)") {
+				t.Errorf("stderr: %s", errOut)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != 3 || !strings.Contains(out, "shop/cart-0") || !strings.Contains(out, "default    debug") {
+				t.Errorf("listing:\n%s", out)
+			}
+			out, _, err = run(t, "list", "containers", "-i", img, "--all", "-o", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all []containerd.Container
+			if err := json.Unmarshal([]byte(out), &all); err != nil {
+				t.Fatal(err)
+			}
+			pods := map[string]string{}
+			for _, c := range all {
+				if c.Kind == "sandbox" {
+					pods[c.PodNamespace+"/"+c.PodName] = c.Status
+				}
+			}
+			if len(all) != 4 || pods["shop/cart-0"] != "unknown" || pods["shop/vm-0"] != "unknown" {
+				t.Errorf("--all: %d containers, sandboxes %v", len(all), pods)
+			}
+			// -q silences the summary on every command.
+			if _, errOut, _ := run(t, "list", "containers", "-q", "-i", img); errOut != "" {
+				t.Errorf("-q: stderr %q", errOut)
+			}
+		})
 	}
 }

@@ -23,7 +23,12 @@ func newRootCmd() *cobra.Command {
 		Short:         "Container forensics on raw node disk images, read-only and without mounting",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       currentVersion().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	var q bool
+	root.PersistentFlags().BoolVarP(&q, "quiet", "q", false, "no warnings, progress or summaries on stderr (errors still)")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { startRun(cmd, q) }
 	root.AddCommand(
 		// Each command lives in its own file; add its constructor here.
 		newPartitionsCmd(),

@@ -149,7 +149,7 @@ func TestSourceOpen(t *testing.T) {
 		t.Errorf("-p nope: %v", err)
 	}
 	o, stderr, err := run("-i", diskFixture(t, "gpt-badprimary"), "--no-cache")
-	if err != nil || !strings.HasPrefix(stderr, "warning: primary GPT at LBA 1 is invalid") {
+	if err != nil || !strings.HasPrefix(stderr, "ctrlift: warning: primary GPT at LBA 1 is invalid") {
 		t.Errorf("warnings on stderr: %q, %v", stderr, err)
 	}
 	if o != nil {

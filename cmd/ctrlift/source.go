@@ -1,10 +1,14 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,7 +16,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ctrlift/ctrlift/image"
+	"github.com/ctrlift/ctrlift/image/cache"
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/internal/safeout"
 )
 
 // sourceFlags holds the flags that name the evidence, shared by the
@@ -21,6 +27,13 @@ type sourceFlags struct {
 	image     string
 	partition string
 	noCache   bool
+	hashInput bool // --hash-input, on the commands that record provenance
+
+	// Set while the command runs: the outputs' guard, which also protects
+	// the decompressed copy; the disk and the partition that were read.
+	guard *safeout.Guard
+	disk  *image.Disk
+	used  *image.Partition
 }
 
 // registerImage registers -i/--image and --no-cache as persistent flags
@@ -48,7 +61,92 @@ func (s *sourceFlags) openDisk(cmd *cobra.Command) (*image.Disk, error) {
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		opt.Progress = f
 	}
-	return image.Open(s.image, opt)
+	d, err := image.Open(s.image, opt)
+	if err != nil {
+		return nil, err
+	}
+	if s.guard != nil && d.RawPath != "" {
+		// The whole cache: every file in it is some input's copy.
+		if err := s.guard.Protect(filepath.Dir(d.RawPath), "the cache of decompressed inputs, holding the input's copy"); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	s.disk = d
+	return d, nil
+}
+
+// protect names the input as evidence to g and remembers g, so that the
+// decompressed copy is protected as soon as it is known.
+func (s *sourceFlags) protect(g *safeout.Guard) error {
+	s.guard = g
+	if s.image == "" {
+		return nil
+	}
+	err := g.Protect(s.image, "the input image")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // if missing, opening it says so
+		return err
+	}
+	if err := g.Protect(cache.DefaultDir(), "the cache of decompressed inputs"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// inputInfo is the provenance of what a command read.
+type inputInfo struct {
+	Path        string         `json:"path"` // as given
+	Size        int64          `json:"size"` // bytes of the file given
+	SHA256      string         `json:"sha256,omitempty"`
+	Compression string         `json:"compression,omitempty"`
+	RawSize     int64          `json:"raw_size"` // bytes of the disk read
+	Layout      string         `json:"layout"`
+	DiskGUID    string         `json:"disk_guid,omitempty"`
+	Partition   *partitionInfo `json:"partition,omitempty"`
+}
+
+type partitionInfo struct {
+	Number int    `json:"number"`
+	Name   string `json:"name,omitempty"`
+	GUID   string `json:"guid,omitempty"`
+	Start  int64  `json:"start"`
+	Size   int64  `json:"size"`
+	FS     string `json:"fs"`
+	Label  string `json:"label,omitempty"`
+	UUID   string `json:"uuid,omitempty"`
+}
+
+// describeInput says what was read: the file given, the disk and the
+// partition used; with --hash-input, the file's sha256.
+func (s *sourceFlags) describeInput() (inputInfo, error) {
+	in := inputInfo{Path: s.image}
+	fi, err := os.Stat(s.image)
+	if err != nil {
+		return in, err
+	}
+	in.Size = fi.Size()
+	if d := s.disk; d != nil {
+		in.Compression, in.RawSize, in.Layout, in.DiskGUID = d.Compression, d.Size, d.Layout, d.DiskGUID
+		if fi.Mode()&fs.ModeDevice != 0 {
+			in.Size = d.Size
+		}
+	}
+	if p := s.used; p != nil {
+		in.Partition = &partitionInfo{Number: p.Number, Name: p.Name, GUID: p.GUID, Start: p.Start, Size: p.Size, FS: p.FS.Type, Label: p.FS.Label, UUID: p.FS.UUID}
+	}
+	if s.hashInput {
+		f, err := os.Open(s.image)
+		if err != nil {
+			return in, err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return in, fmt.Errorf("hashing %s: %w", s.image, err)
+		}
+		in.SHA256 = hex.EncodeToString(h.Sum(nil))
+	}
+	return in, nil
 }
 
 // openedSource is the ext4 filesystem of the selected partition of an
@@ -105,8 +203,9 @@ func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	stderr := cmd.ErrOrStderr()
-	printImageWarnings(stderr, d.Warnings)
+	for _, w := range d.Warnings {
+		warn(cmd, "%s", w)
+	}
 	p, err := d.Select(s.partition)
 	if err != nil {
 		d.Close()
@@ -121,12 +220,9 @@ func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
 		d.Close()
 		return nil, fmt.Errorf("%s: %w", describePartition(p), err)
 	}
-	printImageWarnings(stderr, fsys.Warnings())
-	return &openedSource{FS: fsys, Disk: d, Partition: p}, nil
-}
-
-func printImageWarnings(w io.Writer, warnings []string) {
-	for _, s := range warnings {
-		fmt.Fprintln(w, "warning:", printable(s))
+	for _, w := range fsys.Warnings() {
+		warn(cmd, "%s", w)
 	}
+	s.used = p
+	return &openedSource{FS: fsys, Disk: d, Partition: p}, nil
 }
