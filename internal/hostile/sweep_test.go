@@ -21,7 +21,12 @@ import (
 
 // Environment knobs of the sweep (see SECURITY.md):
 //
-//	CTRLIFT_HOSTILE_VARIANTS  number of variants (default 2000; 40 with -short)
+//	CTRLIFT_HOSTILE_PER_CLASS at least this many variants of every class; the
+//	                          sweep grows with the classes, so a class added later
+//	                          never thins out the others (default 2: one round of
+//	                          the schedule, go test's quick sample; .ci/run sets 34,
+//	                          the full sweep)
+//	CTRLIFT_HOSTILE_VARIANTS  number of variants instead (40 with -short)
 //	CTRLIFT_HOSTILE_SEED      seed (default 1); variant i is the same for a seed and set of bases
 //	CTRLIFT_HOSTILE_ONLY      comma-separated variant indexes to run, e.g. to replay a failure
 //	CTRLIFT_HOSTILE_CLASS     run only these classes (comma-separated)
@@ -200,6 +205,33 @@ func schedule(classes []Class) []Class {
 	}
 }
 
+// variantsFor is the smallest number of variants from the start of the
+// schedule that gives every class at least perClass of them. A class added
+// later only inserts its own entries between the others', so every other
+// class keeps at least the variants it had.
+func variantsFor(classes []Class, perClass int) int {
+	need := 0
+	for _, c := range classes {
+		if c.Weight > 0 {
+			need++
+		}
+	}
+	if need == 0 || perClass <= 0 {
+		return 0
+	}
+	sched := schedule(classes)
+	count := map[string]int{}
+	for i := 0; ; i++ {
+		c := sched[i%len(sched)]
+		count[c.Name]++
+		if count[c.Name] == perClass {
+			if need--; need == 0 {
+				return i + 1
+			}
+		}
+	}
+}
+
 // variantAt builds variant i: its class comes from the schedule, its base
 // is drawn by weight among the bases the class applies to.
 func variantAt(seed uint64, i int, sched []Class, bases []*Base, weights []int) *Variant {
@@ -242,9 +274,12 @@ func TestSweep(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the harness uses Linux rlimits, SEEK_DATA and memfd")
 	}
-	// 2,000 variants, 7-9 minutes on 2 cores: the CI budget is 10.
-	n := envInt(t, "CTRLIFT_HOSTILE_VARIANTS", 2000)
-	if testing.Short() && os.Getenv("CTRLIFT_HOSTILE_VARIANTS") == "" {
+	// go test ./... runs a sample, every class twice (46 variants, about
+	// 30 s on 2 cores); .ci/run runs the full sweep after it with
+	// CTRLIFT_HOSTILE_PER_CLASS=34.
+	n := variantsFor(Classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 2))
+	n = envInt(t, "CTRLIFT_HOSTILE_VARIANTS", n)
+	if testing.Short() && os.Getenv("CTRLIFT_HOSTILE_VARIANTS") == "" && os.Getenv("CTRLIFT_HOSTILE_PER_CLASS") == "" {
 		n = 40
 	}
 	seed := uint64(envInt(t, "CTRLIFT_HOSTILE_SEED", 1))
@@ -429,4 +464,29 @@ func saveVariant(t *testing.T, dir string, v *Variant) {
 		return
 	}
 	os.WriteFile(p+".txt", []byte(v.String()+"\n"), 0o644)
+}
+
+func TestVariantsFor(t *testing.T) {
+	counts := func(classes []Class, n int) map[string]int {
+		sched := schedule(classes)
+		count := map[string]int{}
+		for i := 0; i < n; i++ {
+			count[sched[i%len(sched)].Name]++
+		}
+		return count
+	}
+	more := append(append([]Class{}, Classes...), Class{Name: "new", Weight: 1})
+	for _, per := range []int{1, 2, 34, 50} {
+		before := counts(Classes, variantsFor(Classes, per))
+		after := counts(more, variantsFor(more, per))
+		for _, c := range more {
+			if after[c.Name] < per {
+				t.Errorf("per class %d: %s has %d variants", per, c.Name, after[c.Name])
+			}
+			// A class added later leaves every other class its variants.
+			if after[c.Name] < before[c.Name] {
+				t.Errorf("per class %d: a new class took %s from %d to %d variants", per, c.Name, before[c.Name], after[c.Name])
+			}
+		}
+	}
 }
