@@ -29,7 +29,7 @@ func TestCOSNodeManifests(t *testing.T) {
 				t.Run(row.NS+"/"+row.Container, func(t *testing.T) {
 					var ls []layers.Layer
 					for i, d := range row.Layers {
-						ls = append(ls, layers.Layer{FS: fsys, Dir: strings.TrimPrefix(d, "/"), Name: fmt.Sprint(i)})
+						ls = append(ls, layers.Layer{FS: fsys.Source(), Dir: strings.TrimPrefix(d, "/"), Name: fmt.Sprint(i)})
 					}
 					m, err := layers.New(ls, layers.Options{})
 					if err != nil {

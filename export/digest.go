@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"io"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Digester hashes whole files for listings (ctrlift diff) under the bounds
@@ -25,16 +25,17 @@ func NewDigester() *Digester {
 
 // Sum returns the sha256 of in's contents, or an empty sum and the reason
 // it was not computed.
-func (d *Digester) Sum(fsys *ext4.FS, in *ext4.Inode) (sum, omitted string, err error) {
-	f, err := fsys.NewFileReader(in)
+func (d *Digester) Sum(fsys vfs.FS, in *vfs.Inode) (sum, omitted string, err error) {
+	f, err := fsys.Open(in)
 	if err != nil {
 		return "", "", err
 	}
-	_, _, mapped, err := dataSpans(f, fsys.Size(), f.Size()+1)
+	defer closeFile(f)
+	_, _, mapped, err := dataSpans(f, in.Ino, fsys.DataBound(), f.Size()+1)
 	if err != nil {
 		return "", "", err
 	}
-	if err := d.budget.read(fsys, in.Num, mapped); err != nil {
+	if err := d.budget.read(fsys, in.Ino, mapped); err != nil {
 		return "", "", err
 	}
 	if !d.budget.hashHoles(f.Size() - mapped) {
@@ -56,4 +57,12 @@ func (d *Digester) Sum(fsys *ext4.FS, in *ext4.Inode) (sum, omitted string, err 
 		at = end
 	}
 	return hex.EncodeToString(h.Sum(nil)), "", nil
+}
+
+// closeFile releases a file of a source that holds a descriptor per open
+// file (a host directory); image sources hold none.
+func closeFile(f vfs.File) {
+	if c, ok := f.(io.Closer); ok {
+		c.Close()
+	}
 }

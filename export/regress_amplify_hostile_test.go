@@ -52,7 +52,7 @@ func TestExportAmplifiedFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fsys.Close()
-			m, err := layers.New([]layers.Layer{{FS: fsys, Dir: "sizes"}}, layers.Options{})
+			m, err := layers.New([]layers.Layer{{FS: fsys.Source(), Dir: "sizes"}}, layers.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestExportForgedSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fsys.Close()
-	m, err := layers.New([]layers.Layer{{FS: fsys, Dir: "sizes"}}, layers.Options{})
+	m, err := layers.New([]layers.Layer{{FS: fsys.Source(), Dir: "sizes"}}, layers.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Files with large holes are written as GNU sparse entries (PAX format
@@ -37,22 +37,23 @@ const (
 )
 
 // budget holds what one export or listing has read and hashed, against
-// the bounds above. ext4 shares no blocks between files, so all the files
-// of one filesystem together cannot map more data than it holds.
+// the bounds above. A source that shares no blocks between files (ext4)
+// bounds the data all its files together can map (vfs.FS.DataBound).
 type budget struct {
-	mapped      map[*ext4.FS]int64 // file data read from each filesystem
+	mapped      map[vfs.FS]int64 // file data read from each filesystem
 	holesHashed int64
 }
 
-func newBudget() budget { return budget{mapped: map[*ext4.FS]int64{}} }
+func newBudget() budget { return budget{mapped: map[vfs.FS]int64{}} }
 
 // omittedHoles is why a file past the hashing budget has no digest.
 var omittedHoles = fmt.Sprintf("holes past the hashing budget (%d GiB of zeros)", maxHashedHoles>>30)
 
 // read counts n bytes of data mapped by inode ino of fsys.
-func (b *budget) read(fsys *ext4.FS, ino uint32, n int64) error {
-	if b.mapped[fsys] += n; b.mapped[fsys] > fsys.Size() {
-		return fmt.Errorf("inode %d: with it the files read so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", ino, b.mapped[fsys], fsys.Size())
+func (b *budget) read(fsys vfs.FS, ino uint64, n int64) error {
+	bound := fsys.DataBound()
+	if b.mapped[fsys] += n; bound > 0 && b.mapped[fsys] > bound {
+		return fmt.Errorf("inode %d: with it the files read so far map %d bytes, more than their filesystem holds (%d): blocks shared between inodes, a forged block map", ino, b.mapped[fsys], bound)
 	}
 	return nil
 }
@@ -70,12 +71,12 @@ func (b *budget) hashHoles(n int64) bool {
 // span is a stretch of file data, [off, off+n).
 type span struct{ off, n int64 }
 
-// dataSpans returns the data stretches of f, with holes shorter than
-// minHole counted as data. It fails when the file maps more data than the
-// whole filesystem holds: ext4 shares no blocks between or within files,
-// so that is a forged block map (the same blocks listed again and again),
-// and writing it out would be unbounded.
-func dataSpans(f *ext4.File, fsSize, minHole int64) (spans []span, mapSize int, mapped int64, err error) {
+// dataSpans returns the data stretches of f (inode ino), with holes
+// shorter than minHole counted as data. It fails when the file maps more
+// data than bound, the whole filesystem (0: no bound): ext4 shares no
+// blocks between or within files, so that is a forged block map (the same
+// blocks listed again and again), and writing it out would be unbounded.
+func dataSpans(f vfs.File, ino uint64, bound, minHole int64) (spans []span, mapSize int, mapped int64, err error) {
 	mapSize = len(strconv.Itoa(0)) + 1
 	for off := int64(0); off < f.Size(); {
 		start, end, err := f.NextData(off)
@@ -86,8 +87,8 @@ func dataSpans(f *ext4.File, fsSize, minHole int64) (spans []span, mapSize int, 
 			break
 		}
 		mapped += end - start
-		if mapped > fsSize {
-			return nil, 0, 0, fmt.Errorf("inode %d maps more than %d bytes of data, the size of the whole filesystem: forged block map", f.Inode().Num, fsSize)
+		if bound > 0 && mapped > bound {
+			return nil, 0, 0, fmt.Errorf("inode %d maps more than %d bytes of data, the size of the whole filesystem: forged block map", ino, bound)
 		}
 		if k := len(spans) - 1; k >= 0 && start-(spans[k].off+spans[k].n) < minHole {
 			mapSize -= len(strconv.FormatInt(spans[k].n, 10))
@@ -108,10 +109,10 @@ func dataSpans(f *ext4.File, fsSize, minHole int64) (spans []span, mapSize int, 
 // sparseLayout decides how a regular file is written: nil spans mean a
 // plain entry. It also returns how many bytes of data the file maps.
 // With anyHole, a file with any hole is sparse.
-func sparseLayout(f *ext4.File, fsSize int64, anyHole bool) ([]span, int64, error) {
+func sparseLayout(f vfs.File, ino uint64, bound int64, anyHole bool) ([]span, int64, error) {
 	// First pass: one span (no hole is large enough to split it), to count
 	// the mapped data.
-	_, _, mapped, err := dataSpans(f, fsSize, f.Size()+1)
+	_, _, mapped, err := dataSpans(f, ino, bound, f.Size()+1)
 	if err != nil || f.Size() == 0 {
 		return nil, mapped, err
 	}
@@ -119,7 +120,7 @@ func sparseLayout(f *ext4.File, fsSize int64, anyHole bool) ([]span, int64, erro
 		return nil, mapped, nil
 	}
 	for minHole := int64(1); ; minHole *= 2 {
-		spans, mapSize, _, err := dataSpans(f, fsSize, minHole)
+		spans, mapSize, _, err := dataSpans(f, ino, bound, minHole)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -136,7 +137,7 @@ func sparseLayout(f *ext4.File, fsSize int64, anyHole bool) ([]span, int64, erro
 // writeSparse writes hdr's file as a GNU sparse 1.0 entry: archive/tar can
 // read such entries but not write them, so the header blocks are built
 // here from the ones tar.Writer makes for the same header.
-func (w *writer) writeSparse(hdr *tar.Header, f *ext4.File, spans []span, hash bool) error {
+func (w *writer) writeSparse(hdr *tar.Header, f vfs.File, spans []span, hash bool) error {
 	size := f.Size()
 	// The map: entry count, then offset and length of each data stretch;
 	// a file ending in a hole gets a last empty stretch at its end, as GNU

@@ -74,7 +74,7 @@ func TestSparseExport(t *testing.T) {
 	for _, name := range []string{"ext4-default", "ext2-1k"} {
 		t.Run(name, func(t *testing.T) {
 			fsys, files := loadFixture(t, name)
-			m, err := layers.New([]layers.Layer{{FS: fsys, Dir: ".", Name: name}}, layers.Options{})
+			m, err := layers.New([]layers.Layer{{FS: fsys.Source(), Dir: ".", Name: name}}, layers.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

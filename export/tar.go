@@ -20,7 +20,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 	"github.com/ctrlift/ctrlift/layers"
 )
 
@@ -58,7 +58,7 @@ type ManifestEntry struct {
 	AtimeNs       int64             `json:"atime_ns"`
 	CtimeNs       int64             `json:"ctime_ns"`
 	CrtimeNs      *int64            `json:"crtime_ns,omitempty"` // ext4 creation time, which tar cannot carry
-	Inode         uint32            `json:"inode,omitempty"`     // in its layer's filesystem
+	Inode         uint64            `json:"inode,omitempty"`     // in its layer's filesystem
 	Rdev          string            `json:"rdev,omitempty"`
 	HardlinkTo    string            `json:"hardlink_to,omitempty"`
 	Xattrs        map[string]string `json:"xattrs_b64,omitempty"`
@@ -70,8 +70,8 @@ type ManifestEntry struct {
 
 // linkKey identifies an inode: hardlinks exist only within one layer.
 type linkKey struct {
-	fs  *ext4.FS
-	ino uint32
+	fs  vfs.FS
+	ino uint64
 }
 
 type writer struct {
@@ -173,7 +173,7 @@ func Changes(out io.Writer, l layers.Layer, rules layers.Options, opt Options) (
 }
 
 // marker writes an empty whiteout file as OCI layers spell them.
-func (w *writer) marker(p string, in *ext4.Inode, layer string) error {
+func (w *writer) marker(p string, in *vfs.Inode, layer string) error {
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0, ModTime: in.Mtime, Format: tar.FormatPAX}
 	if err := w.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("export: %s: %w", p, err)
@@ -209,7 +209,7 @@ func manifestPath(p string) string {
 	return "/" + p
 }
 
-func fileType(in *ext4.Inode) (byte, string) {
+func fileType(in *vfs.Inode) (byte, string) {
 	switch {
 	case in.IsRegular():
 		return tar.TypeReg, "file"
@@ -228,7 +228,7 @@ func fileType(in *ext4.Inode) (byte, string) {
 }
 
 // add writes one entry. fsys holds the inode's data.
-func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) error {
+func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 	typ, kind := fileType(in)
 	if kind == "" {
 		// Sockets cannot be stored in a tar; they carry no data anyway.
@@ -247,17 +247,17 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 		Format:     tar.FormatPAX,
 	}
 	me := ManifestEntry{Path: manifestPath(p), Type: kind, Mode: fmt.Sprintf("%04o", in.Mode&0o7777), UID: in.Uid, GID: in.Gid,
-		MtimeNs: in.Mtime.UnixNano(), AtimeNs: in.Atime.UnixNano(), CtimeNs: in.Ctime.UnixNano(), Inode: in.Num, Layer: layer}
+		MtimeNs: in.Mtime.UnixNano(), AtimeNs: in.Atime.UnixNano(), CtimeNs: in.Ctime.UnixNano(), Inode: in.Ino, Layer: layer}
 	if in.HasCrtime {
 		ns := in.Crtime.UnixNano()
 		me.CrtimeNs = &ns
 	}
-	var data *ext4.File
+	var data vfs.File
 	var spans []span // non-nil: a sparse entry
 	var link *linkInfo
 	switch typ {
 	case tar.TypeReg:
-		key := linkKey{fsys, in.Num}
+		key := linkKey{fsys, in.Ino}
 		if first, ok := w.links[key]; ok && in.Nlink > 1 {
 			hdr.Typeflag = tar.TypeLink
 			hdr.Linkname = first.name
@@ -268,16 +268,17 @@ func (w *writer) add(p string, in *ext4.Inode, fsys *ext4.FS, layer string) erro
 				link = &linkInfo{name: p}
 				w.links[key] = link
 			}
-			r, err := fsys.NewFileReader(in)
+			r, err := fsys.Open(in)
 			if err != nil {
 				return fmt.Errorf("export: %s: %w", me.Path, err)
 			}
+			defer closeFile(r)
 			var mapped int64
-			spans, mapped, err = sparseLayout(r, fsys.Size(), w.zerosWritten >= maxZerosWritten)
+			spans, mapped, err = sparseLayout(r, in.Ino, fsys.DataBound(), w.zerosWritten >= maxZerosWritten)
 			if err != nil {
 				return fmt.Errorf("export: %s: %w", me.Path, err)
 			}
-			if err := w.budget.read(fsys, in.Num, mapped); err != nil {
+			if err := w.budget.read(fsys, in.Ino, mapped); err != nil {
 				return fmt.Errorf("export: %s: %w", me.Path, err)
 			}
 			if spans == nil {

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // WalkLayer visits one layer's own tree, as stored: whiteouts and opaque
@@ -39,17 +39,17 @@ func walkLayer(l Layer, r rules, p string, e *Entry, fn WalkFunc, seen seenDirs)
 	if !e.IsDir() {
 		return nil
 	}
-	if err := seen.enter(l.FS, e.Num, p); err != nil {
+	if err := seen.enter(l.FS, e.Ino, p); err != nil {
 		return err
 	}
-	ents, err := l.FS.ReadDirInode(e.Inode)
+	ents, err := l.FS.ReadDir(e.Inode)
 	if err != nil {
 		return fmt.Errorf("layers: layer %s: %s: %w", l.Name, p, err)
 	}
-	slices.SortFunc(ents, func(a, b ext4.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(ents, func(a, b vfs.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 	parentX := r.xwhiteouts(e.Inode)
 	for _, d := range ents {
-		in, err := l.FS.Inode(d.Ino)
+		in, err := l.FS.LookupAt(e.Inode, d.Name)
 		if err != nil {
 			return fmt.Errorf("layers: layer %s: %s/%s: %w", l.Name, p, d.Name, err)
 		}
@@ -140,7 +140,7 @@ func deletedBelow(lower *Merged, p string, upperDir *Entry, out *[]Change) error
 		return err
 	}
 	mine := map[string]bool{}
-	ents, err := upperDir.fs.ReadDirInode(upperDir.Inode)
+	ents, err := upperDir.fs.ReadDir(upperDir.Inode)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func TestDiffCOSNodeFrontend(t *testing.T) {
 	fsys := testutil.COSNodeSTATE(t, "cos-node.raw.zst")
 	var ls []Layer
 	for _, id := range frontendLayers {
-		ls = append(ls, Layer{FS: fsys, Dir: overlayDir + id + "/fs", Name: id})
+		ls = append(ls, Layer{FS: fsys.Source(), Dir: overlayDir + id + "/fs", Name: id})
 	}
 	lower, err := New(ls[1:], Options{})
 	if err != nil {

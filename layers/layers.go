@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // ErrNotDir is returned when a path runs through a non-directory (a
@@ -35,7 +35,7 @@ var ErrNotDir = errors.New("not a directory")
 
 // Layer is one snapshot directory on a filesystem.
 type Layer struct {
-	FS   *ext4.FS
+	FS   vfs.FS
 	Dir  string // layer root inside FS, slash-separated, e.g. var/lib/containerd/.../snapshots/10/fs
 	Name string // how the layer is named in provenance (snapshot key or id)
 }
@@ -68,16 +68,16 @@ type Merged struct {
 // source is a directory inode in one layer.
 type source struct {
 	layer int
-	in    *ext4.Inode
+	in    *vfs.Inode
 }
 
 // Entry is a merged file: its inode with overlay internals removed, and
 // the layer it comes from.
 type Entry struct {
-	*ext4.Inode
+	*vfs.Inode
 	Layer     int    // index into the layers given to New, 0 = top
 	LayerName string // Layer.Name
-	fs        *ext4.FS
+	fs        vfs.FS
 	dirs      []source // for directories: the contributing layer dirs, top first
 
 	// Set by WalkLayer, which does not merge: the entry is a whiteout, or an
@@ -86,10 +86,10 @@ type Entry struct {
 }
 
 // FS returns the filesystem holding the entry's data.
-func (e *Entry) FS() *ext4.FS { return e.fs }
+func (e *Entry) FS() vfs.FS { return e.fs }
 
 // Open returns a reader over a regular file's contents.
-func (e *Entry) Open() (*ext4.File, error) { return e.fs.NewFileReader(e.Inode) }
+func (e *Entry) Open() (vfs.File, error) { return e.fs.Open(e.Inode) }
 
 // Readlink returns a symlink's target, byte-exact.
 func (e *Entry) Readlink() (string, error) { return e.fs.Readlink(e.Inode) }
@@ -128,7 +128,7 @@ func New(layers []Layer, opt Options) (*Merged, error) {
 func (m *Merged) Layers() []Layer { return m.layers }
 
 // IsWhiteout reports whether in is an overlay whiteout (char device 0:0).
-func IsWhiteout(in *ext4.Inode) bool {
+func IsWhiteout(in *vfs.Inode) bool {
 	return in.IsCharDev() && in.RdevMajor == 0 && in.RdevMinor == 0
 }
 
@@ -184,7 +184,7 @@ func (m *Merged) readDir(dir *Entry) ([]DirEntry, error) {
 	var out []DirEntry
 	for _, s := range dir.dirs {
 		lfs := m.layers[s.layer].FS
-		ents, err := lfs.ReadDirInode(s.in)
+		ents, err := lfs.ReadDir(s.in)
 		if err != nil {
 			return nil, fmt.Errorf("layers: layer %d (%s): %w", s.layer, m.layers[s.layer].Name, err)
 		}
@@ -224,12 +224,12 @@ func (m *Merged) Walk(fn WalkFunc) error {
 type seenDirs map[dirKey]string
 
 type dirKey struct {
-	fs  *ext4.FS
-	ino uint32
+	fs  vfs.FS
+	ino uint64
 }
 
 // enter records dir at path p, failing if it was entered before.
-func (s seenDirs) enter(fsys *ext4.FS, ino uint32, p string) error {
+func (s seenDirs) enter(fsys vfs.FS, ino uint64, p string) error {
 	k := dirKey{fsys, ino}
 	if prev, ok := s[k]; ok {
 		return fmt.Errorf("layers: %s: directory inode %d was already visited at %s: directory loop or hard-linked directory (corrupt filesystem)", p, ino, prev)
@@ -249,7 +249,7 @@ func (m *Merged) walk(p string, e *Entry, fn WalkFunc, seen seenDirs) error {
 		return nil
 	}
 	for _, s := range e.dirs {
-		if err := seen.enter(m.layers[s.layer].FS, s.in.Num, p); err != nil {
+		if err := seen.enter(m.layers[s.layer].FS, s.in.Ino, p); err != nil {
 			return err
 		}
 	}
@@ -398,7 +398,7 @@ type file struct {
 	m    *Merged
 	name string
 	e    *Entry
-	r    *ext4.File
+	r    vfs.File
 	dir  []fs.DirEntry
 	read bool
 }

@@ -229,7 +229,7 @@ func walkTreeErr(m *layers.Merged) (tree, error) {
 	out := tree{}
 	type ino struct {
 		fs  any
-		num uint32
+		num uint64
 	}
 	groups := map[ino][]string{}
 	err := m.Walk(func(p string, e *layers.Entry) error {
@@ -279,7 +279,7 @@ func walkTreeErr(m *layers.Merged) (tree, error) {
 			r.Xattrs = quoteXattrs(xs)
 		}
 		if !in.IsDir() {
-			k := ino{e.FS(), in.Num}
+			k := ino{e.FS(), in.Ino}
 			groups[k] = append(groups[k], p)
 		}
 		out[p] = r

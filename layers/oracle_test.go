@@ -162,7 +162,7 @@ func buildOracleFixture(t *testing.T, env []string) *oracleFixture {
 func (fx *oracleFixture) layers(dirs []string) []layers.Layer {
 	ls := make([]layers.Layer, len(dirs))
 	for i, d := range dirs {
-		ls[i] = layers.Layer{FS: fx.fsys, Dir: d, Name: filepath.Base(filepath.Dir(d))}
+		ls[i] = layers.Layer{FS: fx.fsys.Source(), Dir: d, Name: filepath.Base(filepath.Dir(d))}
 	}
 	return ls
 }
@@ -433,10 +433,10 @@ func oracleSymlinkEscape(t *testing.T, fx *oracleFixture) {
 	}
 	// Layer directories that are symlinks to the host are refused.
 	for _, d := range []string{"escape/fs", "escape/parent/sub", "escape/parent"} {
-		if _, err := layers.New([]layers.Layer{{FS: fx.fsys, Dir: d, Name: "escape"}}, layers.Options{}); err == nil {
+		if _, err := layers.New([]layers.Layer{{FS: fx.fsys.Source(), Dir: d, Name: "escape"}}, layers.Options{}); err == nil {
 			t.Errorf("layers.New accepted layer dir %q, a symlink out of the image", d)
 		}
-		if _, err := layers.New([]layers.Layer{{FS: fx.fsys, Dir: d, Name: "escape"}}, layers.Options{AllowMissing: true}); err == nil {
+		if _, err := layers.New([]layers.Layer{{FS: fx.fsys.Source(), Dir: d, Name: "escape"}}, layers.Options{AllowMissing: true}); err == nil {
 			t.Errorf("layers.New (AllowMissing) accepted layer dir %q, a symlink out of the image", d)
 		}
 	}

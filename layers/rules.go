@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // rules are the overlayfs markers in force: trusted.overlay.* for a normal
@@ -21,20 +21,20 @@ func (o Options) rules() rules {
 	return rules{prefix: "trusted.overlay."}
 }
 
-func (r rules) xattr(in *ext4.Inode, name string) (string, bool) {
+func (r rules) xattr(in *vfs.Inode, name string) (string, bool) {
 	v, ok := in.Xattr(r.prefix + name)
 	return string(v), ok
 }
 
 // opaque: the directory hides everything below it.
-func (r rules) opaque(in *ext4.Inode) bool {
+func (r rules) opaque(in *vfs.Inode) bool {
 	v, _ := r.xattr(in, "opaque")
 	return in.IsDir() && v == "y"
 }
 
 // xwhiteouts: the directory may hold xattr whiteouts (Linux 6.7+: marked
 // by overlay.whiteouts, since 6.8 by overlay.opaque=x).
-func (r rules) xwhiteouts(dir *ext4.Inode) bool {
+func (r rules) xwhiteouts(dir *vfs.Inode) bool {
 	if _, ok := r.xattr(dir, "whiteouts"); ok {
 		return true
 	}
@@ -44,7 +44,7 @@ func (r rules) xwhiteouts(dir *ext4.Inode) bool {
 
 // whiteout: the name is deleted from the layers below. parentX says the
 // entry's directory in the same layer allows xattr whiteouts.
-func (r rules) whiteout(in *ext4.Inode, parentX bool) bool {
+func (r rules) whiteout(in *vfs.Inode, parentX bool) bool {
 	if IsWhiteout(in) {
 		return true
 	}
@@ -58,7 +58,7 @@ func (r rules) whiteout(in *ext4.Inode, parentX bool) bool {
 // check refuses the overlayfs features containerd does not use and whose
 // merge needs the kernel's file handles: redirect_dir and metacopy.
 // Exporting such a layer without them would silently give wrong data.
-func (r rules) check(in *ext4.Inode, layer string, path string) error {
+func (r rules) check(in *vfs.Inode, layer string, path string) error {
 	for _, f := range []string{"redirect", "metacopy"} {
 		if _, ok := r.xattr(in, f); ok {
 			return fmt.Errorf("layers: layer %s: %s has %s%s: overlayfs %s is not supported (containerd does not use it): %w", layer, path, r.prefix, f, f, ErrUnsupported)
@@ -77,7 +77,7 @@ func (r rules) internal(name string) bool {
 }
 
 // visible drops overlay internals from the inode's xattrs, on a copy.
-func (r rules) visible(in *ext4.Inode) *ext4.Inode {
+func (r rules) visible(in *vfs.Inode) *vfs.Inode {
 	internal := r.internal
 	n := 0
 	for _, x := range in.Xattrs {
@@ -89,7 +89,7 @@ func (r rules) visible(in *ext4.Inode) *ext4.Inode {
 		return in
 	}
 	c := *in
-	c.Xattrs = make([]ext4.Xattr, 0, n)
+	c.Xattrs = make([]vfs.Xattr, 0, n)
 	for _, x := range in.Xattrs {
 		if !internal(x.Name) {
 			c.Xattrs = append(c.Xattrs, x)

@@ -140,7 +140,7 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 		defer o.Close()
 		var ls []layers.Layer
 		for i, d := range strings.Split(ef.layerDirs, ":") {
-			ls = append(ls, layers.Layer{FS: o.FS, Dir: cleanArg(d), Name: fmt.Sprint(i)})
+			ls = append(ls, layers.Layer{FS: o.FS.Source(), Dir: cleanArg(d), Name: fmt.Sprint(i)})
 		}
 		_, err = exportLayers(cmd, g, ls, ef.output, ef)
 		return err
@@ -237,7 +237,7 @@ func toLayers(fsys *ext4.FS, chain []containerd.Layer, allowMissing bool) ([]lay
 			}
 			return nil, fmt.Errorf("layer %d (snapshot %s, key %s): %s; --allow-missing-layers exports the rest", i, name, l.SnapshotKey, why)
 		}
-		ls = append(ls, layers.Layer{FS: fsys, Dir: l.Path, Name: name})
+		ls = append(ls, layers.Layer{FS: fsys.Source(), Dir: l.Path, Name: name})
 	}
 	if len(ls) == 0 {
 		return nil, errors.New("no layer of the chain is on the disk")

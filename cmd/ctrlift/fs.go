@@ -62,7 +62,18 @@ type xattrJSON struct {
 	Value string `json:"value_b64"`
 }
 
-func typeName(in *ext4.Inode) string {
+// typed is an inode of any source (ext4.Inode, vfs.Inode).
+type typed interface {
+	IsRegular() bool
+	IsDir() bool
+	IsSymlink() bool
+	IsCharDev() bool
+	IsBlockDev() bool
+	IsFIFO() bool
+	IsSocket() bool
+}
+
+func typeName(in typed) string {
 	switch {
 	case in.IsRegular():
 		return "file"

@@ -60,7 +60,7 @@ func TestExampleNode(t *testing.T) {
 			var ls []layers.Layer
 			for _, l := range c.Layers {
 				got = append(got, "/"+l.Path)
-				ls = append(ls, layers.Layer{FS: fsys, Dir: l.Path, Name: l.SnapshotKey})
+				ls = append(ls, layers.Layer{FS: fsys.Source(), Dir: l.Path, Name: l.SnapshotKey})
 			}
 			if strings.Join(got, ":") != strings.Join(row.Layers, ":") {
 				t.Fatalf("chain\n got %v\nwant %v", got, row.Layers)
