@@ -34,6 +34,7 @@ var rootCandidates = []string{
 	"var/lib/rancher/rke2/agent/containerd",
 	"var/snap/microk8s/common/var/lib/containerd",
 	"ProgramData/containerd/root",
+	".", // a copy of /var/lib/containerd itself (a directory or tar input)
 }
 
 // RootNotFoundError lists the paths FindRoot searched.

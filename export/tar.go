@@ -20,8 +20,8 @@ import (
 	"path"
 	"strings"
 
-	"github.com/ctrlift/ctrlift/vfs"
 	"github.com/ctrlift/ctrlift/layers"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Options tune an export.
@@ -291,7 +291,7 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 		size := in.Size
 		me.Size = &size
 	case tar.TypeSymlink:
-		t, err := fsys.Readlink(in)
+		t, err := fsys.LinkTarget(in)
 		if err != nil {
 			return fmt.Errorf("export: %s: %w", me.Path, err)
 		}

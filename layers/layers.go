@@ -31,7 +31,7 @@ import (
 
 // ErrNotDir is returned when a path runs through a non-directory (a
 // symlink included: symlinks are never followed).
-var ErrNotDir = errors.New("not a directory")
+var ErrNotDir = vfs.ErrNotDir
 
 // Layer is one snapshot directory on a filesystem.
 type Layer struct {
@@ -53,7 +53,7 @@ type Options struct {
 
 // ErrUnsupported marks layers using overlayfs features that cannot be
 // merged faithfully without the kernel (redirect_dir, metacopy).
-var ErrUnsupported = errors.New("unsupported overlayfs feature")
+var ErrUnsupported error = vfs.Unsupported("unsupported overlayfs feature") // matches errors.ErrUnsupported
 
 // Merged is the union of layers, top first. It implements fs.FS,
 // fs.ReadDirFS, fs.StatFS and fs.ReadLinkFS; Stat does not follow
@@ -92,7 +92,7 @@ func (e *Entry) FS() vfs.FS { return e.fs }
 func (e *Entry) Open() (vfs.File, error) { return e.fs.Open(e.Inode) }
 
 // Readlink returns a symlink's target, byte-exact.
-func (e *Entry) Readlink() (string, error) { return e.fs.Readlink(e.Inode) }
+func (e *Entry) LinkTarget() (string, error) { return e.fs.LinkTarget(e.Inode) }
 
 // New merges layers, given top first.
 func New(layers []Layer, opt Options) (*Merged, error) {
@@ -310,7 +310,24 @@ var (
 	_ fs.ReadLinkFS = (*Merged)(nil)
 )
 
+// validPath is fs.ValidPath without its UTF-8 rule: names from evidence
+// are kept byte-exact, whatever their encoding.
+func validPath(name string) bool {
+	if name == "." {
+		return true
+	}
+	for _, elem := range strings.Split(name, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 func (m *Merged) entry(op, name string) (*Entry, error) {
+	if !validPath(name) {
+		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
 	e, err := m.Lookup(name)
 	if err != nil {
 		return nil, &fs.PathError{Op: op, Path: name, Err: err}
@@ -353,7 +370,7 @@ func (m *Merged) ReadLink(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, err := e.Readlink()
+	t, err := e.LinkTarget()
 	if err != nil {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
 	}

@@ -255,7 +255,7 @@ func walkTreeErr(m *layers.Merged) (tree, error) {
 			r.SHA256 = hex.EncodeToString(h.Sum(nil))
 		case in.IsSymlink():
 			r.Type = "symlink"
-			tg, err := e.Readlink()
+			tg, err := e.LinkTarget()
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}

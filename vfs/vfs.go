@@ -27,7 +27,7 @@ type FS interface {
 	// ReadDir lists dir without "." and "..", in the source's order.
 	ReadDir(dir *Inode) ([]DirEntry, error)
 	// Readlink returns a symbolic link's target as stored.
-	Readlink(in *Inode) (string, error)
+	LinkTarget(in *Inode) (string, error)
 	// Open opens a regular file's data.
 	Open(in *Inode) (File, error)
 	// DataBound is the most file data that can be read from this source
@@ -98,8 +98,17 @@ const (
 )
 
 // ErrNotDir is returned when a path component or a ReadDir argument is
-// not a directory.
+// not a directory (a symlink included: lookups never follow one).
 var ErrNotDir = errors.New("not a directory")
+
+// Unsupported is an error for a feature a reader recognises but does not
+// implement; errors.Is(err, errors.ErrUnsupported) holds for it.
+type Unsupported string
+
+func (u Unsupported) Error() string { return string(u) }
+
+// Is makes Unsupported match errors.ErrUnsupported.
+func (u Unsupported) Is(target error) bool { return target == errors.ErrUnsupported }
 
 func (in *Inode) IsDir() bool      { return in.Mode&TypeMask == TypeDir }
 func (in *Inode) IsRegular() bool  { return in.Mode&TypeMask == TypeRegular }

@@ -140,7 +140,7 @@ func toDiffRow(ch layers.Change, dg *export.Digester) (diffRow, error) {
 			return r, fmt.Errorf("%s: %w", ch.Path, err)
 		}
 	case in.IsSymlink():
-		t, err := ch.Entry.Readlink()
+		t, err := ch.Entry.LinkTarget()
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", ch.Path, err)
 		}

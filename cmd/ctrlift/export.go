@@ -19,7 +19,6 @@ import (
 
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/export"
-	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/safeout"
 	"github.com/ctrlift/ctrlift/layers"
 )
@@ -138,9 +137,12 @@ func runExport(cmd *cobra.Command, args []string, src *sourceFlags, cf *ctrdFlag
 			return err
 		}
 		defer o.Close()
+		if err := o.checkOverlayMarkers(); err != nil {
+			return err
+		}
 		var ls []layers.Layer
 		for i, d := range strings.Split(ef.layerDirs, ":") {
-			ls = append(ls, layers.Layer{FS: o.FS.Source(), Dir: cleanArg(d), Name: fmt.Sprint(i)})
+			ls = append(ls, layers.Layer{FS: o.Tree, Dir: cleanArg(d), Name: fmt.Sprint(i)})
 		}
 		_, err = exportLayers(cmd, g, ls, ef.output, ef)
 		return err
@@ -220,8 +222,11 @@ func sameSnapshot(ss []containerd.Snapshot) bool {
 	return true
 }
 
-// toLayers maps a containerd snapshot chain onto layer directories.
-func toLayers(fsys *ext4.FS, chain []containerd.Layer, allowMissing bool) ([]layers.Layer, error) {
+// toLayers maps a containerd snapshot chain onto layer directories of o.
+func toLayers(o *openedSource, chain []containerd.Layer, allowMissing bool) ([]layers.Layer, error) {
+	if err := o.checkOverlayMarkers(); err != nil {
+		return nil, err
+	}
 	var ls []layers.Layer
 	for i, l := range chain {
 		name := fmt.Sprintf("%s/%d", l.Snapshotter, l.ID)
@@ -237,7 +242,7 @@ func toLayers(fsys *ext4.FS, chain []containerd.Layer, allowMissing bool) ([]lay
 			}
 			return nil, fmt.Errorf("layer %d (snapshot %s, key %s): %s; --allow-missing-layers exports the rest", i, name, l.SnapshotKey, why)
 		}
-		ls = append(ls, layers.Layer{FS: fsys.Source(), Dir: l.Path, Name: name})
+		ls = append(ls, layers.Layer{FS: o.Tree, Dir: l.Path, Name: name})
 	}
 	if len(ls) == 0 {
 		return nil, errors.New("no layer of the chain is on the disk")
@@ -465,7 +470,7 @@ type skippedEntry struct {
 // exportAll writes one tar and manifest per container that "list
 // containers" shows with the same selection into ef.outDir, plus
 // index.json; the containers left out are named there and on stderr.
-func exportAll(cmd *cobra.Command, g *safeout.Guard, src *sourceFlags, st *containerd.State, fsys *ext4.FS, ef *exportFlags, ns string) error {
+func exportAll(cmd *cobra.Command, g *safeout.Guard, src *sourceFlags, st *containerd.State, fsys *openedSource, ef *exportFlags, ns string) error {
 	stderr := cmd.ErrOrStderr()
 	opts := containerd.ListOptions{All: ef.allContainers, Namespace: ns}
 	if ef.supportFile != "" {

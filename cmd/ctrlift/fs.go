@@ -112,7 +112,7 @@ func toInodeJSON(fsys *ext4.FS, p string, in *ext4.Inode) inodeJSON {
 		j.Rdev = fmt.Sprintf("%d:%d", in.RdevMajor, in.RdevMinor)
 	}
 	if in.IsSymlink() {
-		if t, err := fsys.Readlink(in); err == nil {
+		if t, err := fsys.LinkTarget(in); err == nil {
 			j.Target = &t
 		}
 	}
@@ -157,6 +157,9 @@ func fsLsCmd() *cobra.Command {
 				return err
 			}
 			defer o.Close()
+			if o.FS == nil {
+				return fmt.Errorf("%s: the fs commands read a disk image's filesystem; a directory is already readable as it is", o.Describe())
+			}
 			start := "."
 			if len(args) == 1 {
 				start = cleanArg(args[0])
@@ -183,7 +186,7 @@ func fsLsCmd() *cobra.Command {
 					}
 					name := p
 					if in.IsSymlink() {
-						if t, err := o.FS.Readlink(in); err == nil {
+						if t, err := o.FS.LinkTarget(in); err == nil {
 							name += " -> " + t
 						}
 					}
@@ -266,6 +269,9 @@ func fsCatCmd() *cobra.Command {
 				return err
 			}
 			defer o.Close()
+			if o.FS == nil {
+				return fmt.Errorf("%s: the fs commands read a disk image's filesystem; a directory is already readable as it is", o.Describe())
+			}
 			p := cleanArg(args[0])
 			f, err := o.FS.Open(p)
 			if err != nil {
@@ -309,6 +315,9 @@ func fsStatCmd() *cobra.Command {
 				return err
 			}
 			defer o.Close()
+			if o.FS == nil {
+				return fmt.Errorf("%s: the fs commands read a disk image's filesystem; a directory is already readable as it is", o.Describe())
+			}
 			p := cleanArg(args[0])
 			in, err := o.FS.Lookup(p)
 			if errors.Is(err, fs.ErrNotExist) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -71,28 +70,31 @@ func loadState(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*containerd.
 	return st, done, err
 }
 
-// loadStateFS is loadState that also returns the filesystem holding the
+// loadStateFS is loadState that also returns the source holding the
 // containerd root, for commands that read the snapshots' files.
-func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*containerd.State, *ext4.FS, func(), error) {
-	sfs, err := src.open(cmd)
+func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*containerd.State, *openedSource, func(), error) {
+	o, err := src.open(cmd)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var fsys fs.FS = sfs.FS
-	part := sfs.Partition
-	var other *ext4.FS
+	used := o
 	closeAll := func() {
-		if other != nil {
-			other.Close()
+		if used != o {
+			used.Close()
 		}
-		sfs.Close()
+		o.Close()
 	}
-	root, err := containerd.FindRoot(fsys, f.root)
+	root, err := containerd.FindRoot(o.Files, f.root)
+	if err != nil && o.Disk == nil {
+		o.Close()
+		return nil, nil, nil, fmt.Errorf("%s: %w\n  use --containerd-root PATH", o.Describe(), err)
+	}
 	if err != nil {
+		part := o.Partition
 		searched := []string{describePartition(part)}
 		if src.partition == "" {
-			for i := range sfs.Disk.Partitions {
-				p := &sfs.Disk.Partitions[i]
+			for i := range o.Disk.Partitions {
+				p := &o.Disk.Partitions[i]
 				if p.Number == part.Number || !image.IsExt(p.FS.Type) {
 					continue
 				}
@@ -102,34 +104,34 @@ func loadStateFS(cmd *cobra.Command, src *sourceFlags, f *ctrdFlags) (*container
 					continue
 				}
 				if r, err := containerd.FindRoot(e, f.root); err == nil {
-					fsys, part, root, other = e, p, r, e
+					root = r
+					used = &openedSource{Tree: e.Source(), Files: e, FS: e, Partition: p}
 					src.used = p
 					break
 				}
 				e.Close()
 			}
 		}
-		if other == nil {
+		if used == o {
 			var all []string
-			for i := range sfs.Disk.Partitions {
-				all = append(all, describePartition(&sfs.Disk.Partitions[i]))
+			for i := range o.Disk.Partitions {
+				all = append(all, describePartition(&o.Disk.Partitions[i]))
 			}
-			sfs.Close()
+			o.Close()
 			return nil, nil, nil, fmt.Errorf("%w\n  partitions searched: %s\n  partitions on the disk: %s\n  use -p PART or --containerd-root PATH",
 				err, strings.Join(searched, "; "), strings.Join(all, "; "))
 		}
 	}
-	st, err := containerd.Load(fsys, root)
+	st, err := containerd.Load(used.Files, root)
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, err
 	}
-	inform(cmd, "containerd root %s on %s; meta.db txid %d (meta page %d)", st.Root, describePartition(part), st.MetaDB.TxID, st.MetaDB.MetaPage)
+	inform(cmd, "containerd root %s on %s; meta.db txid %d (meta page %d)", st.Root, used.Describe(), st.MetaDB.TxID, st.MetaDB.MetaPage)
 	for _, w := range st.Warnings {
 		warn(cmd, "%s", w)
 	}
-	fsOut, _ := fsys.(*ext4.FS)
-	return st, fsOut, closeAll, nil
+	return st, used, closeAll, nil
 }
 
 func newListCmd() *cobra.Command {

@@ -17,8 +17,10 @@ import (
 
 	"github.com/ctrlift/ctrlift/image"
 	"github.com/ctrlift/ctrlift/image/cache"
+	"github.com/ctrlift/ctrlift/image/dirfs"
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/safeout"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // sourceFlags holds the flags that name the evidence, shared by the
@@ -40,7 +42,7 @@ type sourceFlags struct {
 // (subcommands inherit them).
 func (s *sourceFlags) registerImage(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVarP(&s.image, "image", "i", "", "raw disk image (also .zst, .gz, .xz, or a GCE export .tar.gz holding disk.raw); opened read-only")
+	f.StringVarP(&s.image, "image", "i", "", "the evidence, opened read-only: a raw disk image (also .zst, .gz, .xz, or a GCE export .tar.gz holding disk.raw), or a directory (a copy of a node's root, /var or /var/lib/containerd)")
 	f.BoolVar(&s.noCache, "no-cache", false, "decompress a compressed image into a temporary file removed on exit instead of the user cache directory")
 }
 
@@ -96,6 +98,7 @@ func (s *sourceFlags) protect(g *safeout.Guard) error {
 // inputInfo is the provenance of what a command read.
 type inputInfo struct {
 	Path        string         `json:"path"` // as given
+	Kind        string         `json:"kind"` // "disk image" or "directory"
 	Size        int64          `json:"size"` // bytes of the file given
 	SHA256      string         `json:"sha256,omitempty"`
 	Compression string         `json:"compression,omitempty"`
@@ -124,7 +127,14 @@ func (s *sourceFlags) describeInput() (inputInfo, error) {
 	if err != nil {
 		return in, err
 	}
-	in.Size = fi.Size()
+	in.Size, in.Kind = fi.Size(), "disk image"
+	if fi.IsDir() {
+		in.Size, in.Kind = 0, "directory"
+		if s.hashInput {
+			return in, fmt.Errorf("--hash-input: %s is a directory; hash its files with the manifest instead", s.image)
+		}
+		return in, nil
+	}
 	if d := s.disk; d != nil {
 		in.Compression, in.RawSize, in.Layout, in.DiskGUID = d.Compression, d.Size, d.Layout, d.DiskGUID
 		if fi.Mode()&fs.ModeDevice != 0 {
@@ -149,28 +159,56 @@ func (s *sourceFlags) describeInput() (inputInfo, error) {
 	return in, nil
 }
 
-// openedSource is the ext4 filesystem of the selected partition of an
-// opened image.
+// openedSource is the tree a command reads: the ext4 filesystem of the
+// selected partition of a disk image, or a directory tree on the host.
 type openedSource struct {
+	Tree  vfs.FS // what the layer merge reads
+	Files fs.FS  // the io/fs view, for the containerd state reader
+	// FS is the ext4 filesystem of a disk image (nil for a directory).
 	FS        *ext4.FS
 	Disk      *image.Disk
 	Partition *image.Partition
+	// Dir is the host directory given as input (nil for a disk image).
+	Dir *dirfs.FS
 }
 
-// Close releases the image.
+// Close releases the image or directory.
 func (o *openedSource) Close() {
-	o.FS.Close()
-	o.Disk.Close()
+	if o.FS != nil {
+		o.FS.Close()
+	}
+	if o.Disk != nil {
+		o.Disk.Close()
+	}
+	if o.Dir != nil {
+		o.Dir.Close()
+	}
 }
 
-// Describe names the selected partition for messages, e.g.
-// `partition 1 "STATE" (ext4, label "STATE", 1.0 GiB at byte 4456448000)`.
+// Describe names what was read, e.g. `partition 1 "STATE" (ext4, label
+// "STATE", 1.0 GiB at byte 4456448000)` or `directory /mnt/node/var`.
 func (o *openedSource) Describe() string {
+	if o.Dir != nil {
+		return "directory " + o.Dir.Root()
+	}
 	return describePartition(o.Partition)
+}
+
+// checkOverlayMarkers refuses to merge overlay layers read from a host
+// directory when the process cannot see trusted.* xattrs: opaque
+// directories and xattr whiteouts would be silently lost.
+func (o *openedSource) checkOverlayMarkers() error {
+	if o.Dir != nil && !o.Dir.TrustedXattrsVisible() {
+		return fmt.Errorf("directory %s: overlay layers keep their opaque and whiteout markers in trusted.overlay.* xattrs, which only root (CAP_SYS_ADMIN) can read; merging without them would be wrong: run as root, or read the disk image instead", o.Dir.Root())
+	}
+	return nil
 }
 
 // Others lists the other partitions, for messages suggesting -p.
 func (o *openedSource) Others() string {
+	if o.Disk == nil {
+		return "none"
+	}
 	var parts []string
 	for i := range o.Disk.Partitions {
 		p := &o.Disk.Partitions[i]
@@ -199,6 +237,18 @@ func describePartition(p *image.Partition) string {
 // open opens the image, selects the partition (-p) and reads its ext4
 // filesystem. Warnings of the disk and of the filesystem go to stderr.
 func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
+	if s.image != "" {
+		if fi, err := os.Stat(s.image); err == nil && fi.IsDir() {
+			if s.partition != "" {
+				return nil, fmt.Errorf("%s is a directory: -p does not apply", s.image)
+			}
+			d, err := dirfs.Open(s.image)
+			if err != nil {
+				return nil, err
+			}
+			return &openedSource{Tree: d, Files: vfs.NewIOFS(d), Dir: d}, nil
+		}
+	}
 	d, err := s.openDisk(cmd)
 	if err != nil {
 		return nil, err
@@ -224,5 +274,5 @@ func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
 		warn(cmd, "%s", w)
 	}
 	s.used = p
-	return &openedSource{FS: fsys, Disk: d, Partition: p}, nil
+	return &openedSource{Tree: fsys.Source(), Files: fsys, FS: fsys, Disk: d, Partition: p}, nil
 }

@@ -31,9 +31,9 @@ import (
 
 // Type bits of i_mode and the dirent file type codes, from the ext4 layout.
 const (
-	sIFMT   = 0o170000
-	flIndex = 0x1000     // EXT4_INDEX_FL: hash-tree directory
-	flInl   = 0x10000000 // EXT4_INLINE_DATA_FL
+	TypeMask = 0o170000
+	flIndex  = 0x1000     // EXT4_INDEX_FL: hash-tree directory
+	flInl    = 0x10000000 // EXT4_INLINE_DATA_FL
 )
 
 var typeOfName = map[string]struct {
@@ -239,8 +239,8 @@ func checkEntry(t *testing.T, errs *errLimiter, fsys *ext4.FS, e *expectEntry, b
 		if got, err := fs.ReadLink(fsys, p); err != nil || got != want {
 			errs.Errorf("ReadLink(%q) = %q, %v; want %q", p, got, err, want)
 		}
-		if got, err := fsys.Readlink(in); err != nil || got != want {
-			errs.Errorf("%q: Readlink(inode) = %q, %v; want %q", p, got, err, want)
+		if got, err := fsys.LinkTarget(in); err != nil || got != want {
+			errs.Errorf("%q: LinkTarget(inode) = %q, %v; want %q", p, got, err, want)
 		}
 	case "file":
 		checkContent(t, errs, fsys, p, in, e)
@@ -890,8 +890,8 @@ func compareTrees(t *testing.T, a, b *ext4.FS) {
 			}
 			bytesRead += int64(len(ca))
 		case ia.IsSymlink():
-			la, err1 := a.Readlink(ia)
-			lb, err2 := b.Readlink(ib)
+			la, err1 := a.LinkTarget(ia)
+			lb, err2 := b.LinkTarget(ib)
 			if err1 != nil || err2 != nil || la != lb {
 				errs.Errorf("%q: targets %q, %q (%v, %v)", p, la, lb, err1, err2)
 			}
@@ -912,7 +912,7 @@ func inodeSummary(in *ext4.Inode) string {
 }
 
 func findType(in *ext4.Inode) string {
-	switch uint32(in.Mode) & sIFMT {
+	switch uint32(in.Mode) & TypeMask {
 	case 0o100000:
 		return "f"
 	case 0o040000:

@@ -43,21 +43,21 @@ type indirCache struct {
 
 // NewFileReader returns a reader over the contents of in.
 func (f *FS) NewFileReader(in *Inode) (*File, error) {
-	if in.Flags&flagEncrypt != 0 {
+	if in.Flags&FlagEncrypt != 0 {
 		return nil, fmt.Errorf("ext4: inode %d: encrypted contents: %w", in.Num, ErrUnsupported)
 	}
-	if in.Flags&flagCompr != 0 && !in.IsDir() {
+	if in.Flags&FlagCompr != 0 && !in.IsDir() {
 		return nil, fmt.Errorf("ext4: inode %d: compressed contents: %w", in.Num, ErrUnsupported)
 	}
 	r := &File{fs: f, in: in, size: in.Size}
 	switch {
-	case in.Flags&flagInlineData != 0:
+	case in.Flags&FlagInlineData != 0:
 		data := append(append([]byte{}, in.iblock[:]...), in.inlineEA...)
 		if int64(len(data)) < in.Size {
-			return nil, &FormatError{Struct: "inline data", Ino: in.Num, Off: -1, Msg: fmt.Sprintf("size %d but only %d bytes of inline data", in.Size, len(data))}
+			return nil, &FormatError{Struct: "inline data", Ino: in.Num, Offset: -1, Msg: fmt.Sprintf("size %d but only %d bytes of inline data", in.Size, len(data))}
 		}
 		r.inline = data[:in.Size]
-	case in.Flags&flagExtents != 0:
+	case in.Flags&FlagExtents != 0:
 		if _, err := f.parseExtentNode(in.Num, in.iblock[:], -1, -1); err != nil {
 			return nil, err
 		}
@@ -132,7 +132,7 @@ func (r *File) ReadAt(p []byte, off int64) (int, error) {
 	if rem := r.size - off; int64(want) > rem {
 		want = int(rem)
 	}
-	if r.inline != nil || r.in.Flags&flagInlineData != 0 {
+	if r.inline != nil || r.in.Flags&FlagInlineData != 0 {
 		n := copy(p[:want], r.inline[off:])
 		return r.eof(n, len(p))
 	}
@@ -182,7 +182,7 @@ func (r *File) NextData(off int64) (start, end int64, err error) {
 	if off >= r.size {
 		return r.size, r.size, nil
 	}
-	if r.inline != nil || r.in.Flags&flagInlineData != 0 {
+	if r.inline != nil || r.in.Flags&FlagInlineData != 0 {
 		return off, r.size, nil
 	}
 	bs := r.fs.blockSize
@@ -206,7 +206,7 @@ func (r *File) NextData(off int64) (start, end int64, err error) {
 			// One stretch of data longer than the filesystem: a forged map
 			// listing the same blocks again and again. Stop here rather
 			// than walk up to 2^32 of them.
-			return 0, 0, &FormatError{Struct: "block map", Ino: r.in.Num, Off: -1,
+			return 0, 0, &FormatError{Struct: "block map", Ino: r.in.Num, Offset: -1,
 				Msg: fmt.Sprintf("data from byte %d maps more than the filesystem's %d bytes: a forged block map", start, r.fs.Size())}
 		}
 		pos = next
@@ -231,7 +231,7 @@ func (r *File) mapBlock(lblk uint64) (run, error) {
 		// to the end, so a forged size costs one step, not one per block.
 		return run{count: maxRun, hole: true}, nil
 	}
-	if r.in.Flags&flagExtents != 0 {
+	if r.in.Flags&FlagExtents != 0 {
 		return r.mapExtent(lblk)
 	}
 	return r.mapIndirect(lblk)
@@ -342,7 +342,7 @@ type extentNode struct {
 func (f *FS) parseExtentNode(ino uint32, b []byte, off int64, wantDepth int) (*extentNode, error) {
 	le := binary.LittleEndian
 	bad := func(msg string, args ...any) error {
-		return &FormatError{Struct: "extent node", Ino: ino, Off: off, Msg: fmt.Sprintf(msg, args...)}
+		return &FormatError{Struct: "extent node", Ino: ino, Offset: off, Msg: fmt.Sprintf(msg, args...)}
 	}
 	if len(b) < extentHdrSize {
 		return nil, bad("too short")

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // DirEntry is one raw directory entry. Name holds the on-disk bytes, which
@@ -40,14 +42,14 @@ func (f *FS) walkDir(dir *Inode, fn func(DirEntry) bool) error {
 	if !dir.IsDir() {
 		return fmt.Errorf("ext4: inode %d: not a directory", dir.Num)
 	}
-	if dir.Flags&flagEncrypt != 0 {
+	if dir.Flags&FlagEncrypt != 0 {
 		return fmt.Errorf("ext4: inode %d: encrypted directory: %w", dir.Num, ErrUnsupported)
 	}
-	if dir.Flags&flagInlineData != 0 {
+	if dir.Flags&FlagInlineData != 0 {
 		return f.walkInlineDir(dir, fn)
 	}
 	if dir.Size > maxDirSize {
-		return &FormatError{Struct: "directory", Ino: dir.Num, Off: -1, Msg: fmt.Sprintf("absurd size %d", dir.Size)}
+		return &FormatError{Struct: "directory", Ino: dir.Num, Offset: -1, Msg: fmt.Sprintf("absurd size %d", dir.Size)}
 	}
 	r, err := f.NewFileReader(dir)
 	if err != nil {
@@ -71,7 +73,7 @@ func (f *FS) walkDir(dir *Inode, fn func(DirEntry) bool) error {
 			continue
 		}
 		if prev, dup := seen[m.pblk]; dup {
-			return &FormatError{Struct: "directory", Ino: dir.Num, Off: int64(m.pblk) * bs, Msg: fmt.Sprintf("logical block %d maps physical block %d, already read as logical block %d", lblk, m.pblk, prev)}
+			return &FormatError{Struct: "directory", Ino: dir.Num, Offset: int64(m.pblk) * bs, Msg: fmt.Sprintf("logical block %d maps physical block %d, already read as logical block %d", lblk, m.pblk, prev)}
 		}
 		seen[m.pblk] = lblk
 		n, err := r.ReadAt(buf, off)
@@ -107,20 +109,20 @@ func (f *FS) parseDirBlock(ino uint32, b []byte, at int64, fn func(DirEntry) boo
 			typ = ftUnknown
 		}
 		if recLen < 8 || recLen%4 != 0 || p+recLen > len(b) {
-			return false, &FormatError{Struct: "directory entry", Ino: ino, Off: at + int64(p), Msg: fmt.Sprintf("bad rec_len %d (%d bytes left in block)", recLen, len(b)-p)}
+			return false, &FormatError{Struct: "directory entry", Ino: ino, Offset: at + int64(p), Msg: fmt.Sprintf("bad rec_len %d (%d bytes left in block)", recLen, len(b)-p)}
 		}
 		if child != 0 {
 			if 8+nameLen > recLen {
-				return false, &FormatError{Struct: "directory entry", Ino: ino, Off: at + int64(p), Msg: fmt.Sprintf("name_len %d does not fit rec_len %d", nameLen, recLen)}
+				return false, &FormatError{Struct: "directory entry", Ino: ino, Offset: at + int64(p), Msg: fmt.Sprintf("name_len %d does not fit rec_len %d", nameLen, recLen)}
 			}
 			if child > f.inodesCount {
-				return false, &FormatError{Struct: "directory entry", Ino: ino, Off: at + int64(p), Msg: fmt.Sprintf("inode %d out of range 1..%d", child, f.inodesCount)}
+				return false, &FormatError{Struct: "directory entry", Ino: ino, Offset: at + int64(p), Msg: fmt.Sprintf("inode %d out of range 1..%d", child, f.inodesCount)}
 			}
 			name := b[p+8 : p+8+nameLen]
 			// A name is one path element: with a slash or a NUL it would
 			// become "/../etc/x" in a tar (found by internal/hostile).
 			if bytes.ContainsAny(name, "/\x00") {
-				return false, &FormatError{Struct: "directory entry", Ino: ino, Off: at + int64(p), Msg: fmt.Sprintf("name %q contains a slash or NUL", name)}
+				return false, &FormatError{Struct: "directory entry", Ino: ino, Offset: at + int64(p), Msg: fmt.Sprintf("name %q contains a slash or NUL", name)}
 			}
 			if !(nameLen == 1 && name[0] == '.') && !(nameLen == 2 && name[0] == '.' && name[1] == '.') && nameLen > 0 {
 				if !fn(DirEntry{Name: string(name), Ino: child, Type: typ}) {
@@ -149,7 +151,7 @@ func (f *FS) walkInlineDir(dir *Inode, fn func(DirEntry) bool) error {
 // rescan its directories.
 func (f *FS) LookupAt(dir *Inode, name string) (*Inode, error) {
 	var found uint32
-	if dir.Flags&flagInlineData != 0 {
+	if dir.Flags&FlagInlineData != 0 {
 		err := f.walkDir(dir, func(e DirEntry) bool {
 			if e.Name == name {
 				found = e.Ino
@@ -250,23 +252,23 @@ func (f *FS) Lookup(name string) (*Inode, error) {
 	return cur, nil
 }
 
-var errNotDir = errors.New("not a directory")
+var errNotDir = vfs.ErrNotDir
 
 // maxSymlink bounds a symlink target (PATH_MAX is 4096; the block size caps
 // what ext4 can store).
 const maxSymlink = 64 << 10
 
 // Readlink returns the target of symlink in, byte-exact.
-func (f *FS) Readlink(in *Inode) (string, error) {
+func (f *FS) LinkTarget(in *Inode) (string, error) {
 	if !in.IsSymlink() {
 		return "", fmt.Errorf("ext4: inode %d: not a symlink", in.Num)
 	}
 	if in.Size > maxSymlink {
-		return "", &FormatError{Struct: "symlink", Ino: in.Num, Off: -1, Msg: fmt.Sprintf("absurd target length %d", in.Size)}
+		return "", &FormatError{Struct: "symlink", Ino: in.Num, Offset: -1, Msg: fmt.Sprintf("absurd target length %d", in.Size)}
 	}
 	// Fast symlinks keep the target in i_block itself.
 	// (no data blocks allocated besides an xattr block).
-	if in.Flags&flagInlineData == 0 && in.Size <= iBlockSize && in.Blocks-f.eaBlocks(in) == 0 {
+	if in.Flags&FlagInlineData == 0 && in.Size <= iBlockSize && in.Blocks-f.eaBlocks(in) == 0 {
 		return string(in.iblock[:in.Size]), nil
 	}
 	r, err := f.NewFileReader(in)

@@ -128,27 +128,27 @@ const (
 	iBlockSize       = 60
 )
 
-// Inode flags.
+// Inode flags (i_flags) that change how an inode is read.
 const (
-	flagCompr      = 0x4
-	flagIndex      = 0x1000
-	flagEncrypt    = 0x800
-	flagHugeFile   = 0x40000
-	flagExtents    = 0x80000
-	flagEAInode    = 0x200000
-	flagInlineData = 0x10000000
+	FlagCompr      = 0x4
+	FlagIndex      = 0x1000
+	FlagEncrypt    = 0x800
+	FlagHugeFile   = 0x40000
+	FlagExtents    = 0x80000
+	FlagEAInode    = 0x200000
+	FlagInlineData = 0x10000000
 )
 
 // File type bits of i_mode (same values as POSIX S_IF*).
 const (
-	sIFMT   = 0xF000
-	sIFSOCK = 0xC000
-	sIFLNK  = 0xA000
-	sIFREG  = 0x8000
-	sIFBLK  = 0x6000
-	sIFDIR  = 0x4000
-	sIFCHR  = 0x2000
-	sIFIFO  = 0x1000
+	TypeMask    = 0xF000
+	TypeSocket  = 0xC000
+	TypeSymlink = 0xA000
+	TypeRegular = 0x8000
+	TypeBlock   = 0x6000
+	TypeDir     = 0x4000
+	TypeChar    = 0x2000
+	TypeFIFO    = 0x1000
 )
 
 // Directory entry file types (with the filetype feature).

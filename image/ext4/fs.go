@@ -2,11 +2,12 @@ package ext4
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // FormatError reports a malformed on-disk structure: which one, where it
@@ -14,7 +15,7 @@ import (
 type FormatError struct {
 	Struct string // "superblock", "inode", "extent node", "directory block", ...
 	Ino    uint32 // inode involved, 0 if none
-	Off    int64  // byte offset of the structure, -1 if unknown
+	Offset int64  // byte offset of the structure, -1 if unknown
 	Msg    string // what is wrong, with the bad value
 }
 
@@ -25,8 +26,8 @@ func (e *FormatError) Error() string {
 		fmt.Fprintf(&b, "inode %d: ", e.Ino)
 	}
 	b.WriteString(e.Struct)
-	if e.Off >= 0 {
-		fmt.Fprintf(&b, " at byte %d", e.Off)
+	if e.Offset >= 0 {
+		fmt.Fprintf(&b, " at byte %d", e.Offset)
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
@@ -35,7 +36,7 @@ func (e *FormatError) Error() string {
 
 // ErrUnsupported is wrapped by errors about content this reader will not
 // decode (compressed or encrypted files).
-var ErrUnsupported = errors.New("unsupported")
+var ErrUnsupported error = vfs.Unsupported("unsupported") // matches errors.ErrUnsupported
 
 // FS is a read-only ext2/3/4 filesystem. It is safe for concurrent use.
 type FS struct {
@@ -136,7 +137,7 @@ func (f *FS) Size() int64 { return int64(f.blocksCount) * f.blockSize }
 // filesystem, turning a short read into an error that names the range.
 func (f *FS) readAt(p []byte, off int64, what string, ino uint32) error {
 	if off < 0 || off+int64(len(p)) > f.size || off+int64(len(p)) < off {
-		return &FormatError{Struct: what, Ino: ino, Off: off, Msg: fmt.Sprintf("%d bytes at offset %d lie past the end of the image (%d bytes): truncated image?", len(p), off, f.size)}
+		return &FormatError{Struct: what, Ino: ino, Offset: off, Msg: fmt.Sprintf("%d bytes at offset %d lie past the end of the image (%d bytes): truncated image?", len(p), off, f.size)}
 	}
 	n, err := f.r.ReadAt(p, off)
 	if n == len(p) {
@@ -152,7 +153,7 @@ func (f *FS) readAt(p []byte, off int64, what string, ino uint32) error {
 // this filesystem and of the image.
 func (f *FS) checkBlock(blk uint64, count uint64, what string, ino uint32, at int64) error {
 	if blk >= f.blocksCount || count > f.blocksCount-blk {
-		return &FormatError{Struct: what, Ino: ino, Off: at, Msg: fmt.Sprintf("block %d (+%d) is outside the filesystem (%d blocks)", blk, count, f.blocksCount)}
+		return &FormatError{Struct: what, Ino: ino, Offset: at, Msg: fmt.Sprintf("block %d (+%d) is outside the filesystem (%d blocks)", blk, count, f.blocksCount)}
 	}
 	return nil
 }
@@ -160,17 +161,17 @@ func (f *FS) checkBlock(blk uint64, count uint64, what string, ino uint32, at in
 func (f *FS) readSuperblock() error {
 	var sb [superblockSize]byte
 	if f.size < superblockOffset+superblockSize {
-		return &FormatError{Struct: "superblock", Off: superblockOffset, Msg: fmt.Sprintf("image of %d bytes is too small to hold a superblock", f.size)}
+		return &FormatError{Struct: "superblock", Offset: superblockOffset, Msg: fmt.Sprintf("image of %d bytes is too small to hold a superblock", f.size)}
 	}
 	if err := f.readAt(sb[:], superblockOffset, "superblock", 0); err != nil {
 		return err
 	}
 	le := binary.LittleEndian
 	if m := le.Uint16(sb[sbMagic:]); m != superMagic {
-		return &FormatError{Struct: "superblock", Off: superblockOffset + sbMagic, Msg: fmt.Sprintf("bad magic 0x%04x, not an ext2/3/4 filesystem", m)}
+		return &FormatError{Struct: "superblock", Offset: superblockOffset + sbMagic, Msg: fmt.Sprintf("bad magic 0x%04x, not an ext2/3/4 filesystem", m)}
 	}
 	bad := func(field string, off int, val any) error {
-		return &FormatError{Struct: "superblock", Off: superblockOffset + int64(off), Msg: fmt.Sprintf("bad %s %v", field, val)}
+		return &FormatError{Struct: "superblock", Offset: superblockOffset + int64(off), Msg: fmt.Sprintf("bad %s %v", field, val)}
 	}
 	logBS := le.Uint32(sb[sbLogBlockSize:])
 	if logBS > 6 { // 1 KiB << 6 = 64 KiB, the largest block size ext4 knows
@@ -181,7 +182,7 @@ func (f *FS) readSuperblock() error {
 	f.incompat = le.Uint32(sb[sbFeatureIncompat:])
 	f.roCompat = le.Uint32(sb[sbFeatureROCompat:])
 	if f.incompat&incompatJournalDev != 0 {
-		return &FormatError{Struct: "superblock", Off: superblockOffset + sbFeatureIncompat, Msg: "this is an external journal device, not a filesystem"}
+		return &FormatError{Struct: "superblock", Offset: superblockOffset + sbFeatureIncompat, Msg: "this is an external journal device, not a filesystem"}
 	}
 	if f.incompat&incompatCompression != 0 {
 		return fmt.Errorf("ext4: superblock: compression feature: %w", ErrUnsupported)
@@ -231,7 +232,7 @@ func (f *FS) readSuperblock() error {
 	}
 	f.groupCount = (f.blocksCount - f.firstDataBlock + f.blocksPerGroup - 1) / f.blocksPerGroup
 	if want := (uint64(f.inodesCount) + uint64(f.inodesPerGroup) - 1) / uint64(f.inodesPerGroup); want != f.groupCount {
-		return &FormatError{Struct: "superblock", Off: superblockOffset, Msg: fmt.Sprintf("inode count %d / %d per group gives %d groups but block count %d gives %d", f.inodesCount, f.inodesPerGroup, want, f.blocksCount, f.groupCount)}
+		return &FormatError{Struct: "superblock", Offset: superblockOffset, Msg: fmt.Sprintf("inode count %d / %d per group gives %d groups but block count %d gives %d", f.inodesCount, f.inodesPerGroup, want, f.blocksCount, f.groupCount)}
 	}
 	f.descSize = gdSizeMin
 	if f.incompat&incompat64Bit != 0 {
@@ -284,7 +285,7 @@ func (f *FS) readGroupDescriptors() error {
 	perBlock := uint64(f.blockSize / f.descSize)
 	gdtBytes := f.groupCount * uint64(f.descSize)
 	if gdtBytes > uint64(f.size) {
-		return &FormatError{Struct: "group descriptors", Off: -1, Msg: fmt.Sprintf("%d groups need %d bytes of descriptors, more than the image holds", f.groupCount, gdtBytes)}
+		return &FormatError{Struct: "group descriptors", Offset: -1, Msg: fmt.Sprintf("%d groups need %d bytes of descriptors, more than the image holds", f.groupCount, gdtBytes)}
 	}
 	f.inodeTables = make([]uint64, f.groupCount)
 	firstMetaBg := uint64(0)

@@ -40,13 +40,13 @@ type Xattr struct {
 }
 
 // Type predicates on the S_IFMT bits.
-func (in *Inode) IsDir() bool      { return in.Mode&sIFMT == sIFDIR }
-func (in *Inode) IsRegular() bool  { return in.Mode&sIFMT == sIFREG }
-func (in *Inode) IsSymlink() bool  { return in.Mode&sIFMT == sIFLNK }
-func (in *Inode) IsCharDev() bool  { return in.Mode&sIFMT == sIFCHR }
-func (in *Inode) IsBlockDev() bool { return in.Mode&sIFMT == sIFBLK }
-func (in *Inode) IsFIFO() bool     { return in.Mode&sIFMT == sIFIFO }
-func (in *Inode) IsSocket() bool   { return in.Mode&sIFMT == sIFSOCK }
+func (in *Inode) IsDir() bool      { return in.Mode&TypeMask == TypeDir }
+func (in *Inode) IsRegular() bool  { return in.Mode&TypeMask == TypeRegular }
+func (in *Inode) IsSymlink() bool  { return in.Mode&TypeMask == TypeSymlink }
+func (in *Inode) IsCharDev() bool  { return in.Mode&TypeMask == TypeChar }
+func (in *Inode) IsBlockDev() bool { return in.Mode&TypeMask == TypeBlock }
+func (in *Inode) IsFIFO() bool     { return in.Mode&TypeMask == TypeFIFO }
+func (in *Inode) IsSocket() bool   { return in.Mode&TypeMask == TypeSocket }
 
 // Xattr returns the value of the named extended attribute.
 func (in *Inode) Xattr(name string) ([]byte, bool) {
@@ -70,20 +70,20 @@ func (in *Inode) FileMode() fs.FileMode {
 	if in.Mode&0o1000 != 0 {
 		m |= fs.ModeSticky
 	}
-	switch in.Mode & sIFMT {
-	case sIFDIR:
+	switch in.Mode & TypeMask {
+	case TypeDir:
 		m |= fs.ModeDir
-	case sIFLNK:
+	case TypeSymlink:
 		m |= fs.ModeSymlink
-	case sIFCHR:
+	case TypeChar:
 		m |= fs.ModeDevice | fs.ModeCharDevice
-	case sIFBLK:
+	case TypeBlock:
 		m |= fs.ModeDevice
-	case sIFIFO:
+	case TypeFIFO:
 		m |= fs.ModeNamedPipe
-	case sIFSOCK:
+	case TypeSocket:
 		m |= fs.ModeSocket
-	case sIFREG:
+	case TypeRegular:
 	default:
 		m |= fs.ModeIrregular
 	}
@@ -93,13 +93,13 @@ func (in *Inode) FileMode() fs.FileMode {
 // Sparse reports whether the file has fewer bytes allocated than its size
 // (holes), judged from the block count as du would.
 func (in *Inode) Sparse() bool {
-	return in.IsRegular() && in.Flags&flagInlineData == 0 && in.Blocks*512 < in.Size
+	return in.IsRegular() && in.Flags&FlagInlineData == 0 && in.Blocks*512 < in.Size
 }
 
 // Inode reads inode number num.
 func (f *FS) Inode(num uint32) (*Inode, error) {
 	if num == 0 || num > f.inodesCount {
-		return nil, &FormatError{Struct: "inode number", Ino: num, Off: -1, Msg: fmt.Sprintf("out of range 1..%d", f.inodesCount)}
+		return nil, &FormatError{Struct: "inode number", Ino: num, Offset: -1, Msg: fmt.Sprintf("out of range 1..%d", f.inodesCount)}
 	}
 	g := uint64(num-1) / uint64(f.inodesPerGroup)
 	idx := int64(num-1) % int64(f.inodesPerGroup)
@@ -159,7 +159,7 @@ func (f *FS) parseInode(num uint32, raw []byte, off int64) (*Inode, error) {
 	in.Gid = uint32(le.Uint16(raw[inGIDLo:])) | uint32(le.Uint16(raw[inGIDHigh:]))<<16
 	size := uint64(le.Uint32(raw[inSizeLo:])) | uint64(le.Uint32(raw[inSizeHigh:]))<<32
 	if size > 1<<62 {
-		return nil, &FormatError{Struct: "inode", Ino: num, Off: off + inSizeLo, Msg: fmt.Sprintf("absurd size %d", size)}
+		return nil, &FormatError{Struct: "inode", Ino: num, Offset: off + inSizeLo, Msg: fmt.Sprintf("absurd size %d", size)}
 	}
 	in.Size = int64(size)
 	in.Nlink = uint32(le.Uint16(raw[inLinksCount:]))
@@ -167,7 +167,7 @@ func (f *FS) parseInode(num uint32, raw []byte, off int64) (*Inode, error) {
 	blocks := uint64(le.Uint32(raw[inBlocksLo:]))
 	if f.roCompat&roCompatHugeFile != 0 {
 		blocks |= uint64(le.Uint16(raw[inBlocksHigh:])) << 32
-		if in.Flags&flagHugeFile != 0 {
+		if in.Flags&FlagHugeFile != 0 {
 			blocks *= uint64(f.blockSize / 512)
 		}
 	}
@@ -180,7 +180,7 @@ func (f *FS) parseInode(num uint32, raw []byte, off int64) (*Inode, error) {
 	if len(raw) > goodOldInodeSize {
 		extra = int(le.Uint16(raw[inExtraIsize:]))
 		if extra&3 != 0 || goodOldInodeSize+extra > len(raw) {
-			return nil, &FormatError{Struct: "inode", Ino: num, Off: off + inExtraIsize, Msg: fmt.Sprintf("bad extra_isize %d for %d-byte inodes", extra, len(raw))}
+			return nil, &FormatError{Struct: "inode", Ino: num, Offset: off + inExtraIsize, Msg: fmt.Sprintf("bad extra_isize %d for %d-byte inodes", extra, len(raw))}
 		}
 	}
 	has := func(fieldOff int) bool { return fieldOff+4 <= goodOldInodeSize+extra }

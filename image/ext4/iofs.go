@@ -81,7 +81,7 @@ func (f *FS) resolve(op, name string, followLast bool) (*Inode, error) {
 			if hops > maxSymlinkHops {
 				return nil, &fs.PathError{Op: op, Path: name, Err: errSymlinkLoop}
 			}
-			target, err := f.Readlink(next)
+			target, err := f.LinkTarget(next)
 			if err != nil {
 				return nil, &fs.PathError{Op: op, Path: name, Err: err}
 			}
@@ -144,7 +144,7 @@ func (f *FS) ReadLink(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, err := f.Readlink(in)
+	t, err := f.LinkTarget(in)
 	if err != nil {
 		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
 	}

@@ -88,27 +88,27 @@ func (f *FS) replayJournal() error {
 	}
 	be := binary.BigEndian
 	if be.Uint32(sb) != jbdMagic {
-		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("bad magic 0x%08x", be.Uint32(sb))}
+		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("bad magic 0x%08x", be.Uint32(sb))}
 	}
 	bt := be.Uint32(sb[4:])
 	if bt != jbdSuperV1 && bt != jbdSuperV2 {
-		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("block type %d", bt)}
+		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("block type %d", bt)}
 	}
 	if jbs := int64(be.Uint32(sb[0xC:])); jbs != bs {
-		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("journal block size %d differs from filesystem's %d", jbs, bs)}
+		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("journal block size %d differs from filesystem's %d", jbs, bs)}
 	}
 	maxLen := uint64(be.Uint32(sb[0x10:]))
 	first := uint64(be.Uint32(sb[0x14:]))
 	seq := be.Uint32(sb[0x18:])
 	start := uint64(be.Uint32(sb[0x1C:]))
 	if fileBlocks := uint64(jin.Size / bs); maxLen > fileBlocks {
-		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("journal length %d blocks exceeds its inode's %d", maxLen, fileBlocks)}
+		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("journal length %d blocks exceeds its inode's %d", maxLen, fileBlocks)}
 	}
 	if start == 0 {
 		return nil // clean journal: nothing to replay
 	}
 	if first == 0 || first >= maxLen || start < first || start >= maxLen {
-		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("bad first %d / start %d for length %d", first, start, maxLen)}
+		return &FormatError{Struct: "journal superblock", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("bad first %d / start %d for length %d", first, start, maxLen)}
 	}
 	var incompat uint32
 	if bt == jbdSuperV2 {
@@ -188,7 +188,7 @@ func (f *FS) replayJournal() error {
 					return err
 				}
 				if fsblk >= f.blocksCount {
-					return &FormatError{Struct: "journal descriptor", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("tag names block %d past the filesystem's %d", fsblk, f.blocksCount)}
+					return &FormatError{Struct: "journal descriptor", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("tag names block %d past the filesystem's %d", fsblk, f.blocksCount)}
 				}
 				cur.copies[fsblk] = journalCopy{pblk: pb, escaped: flags&jbdTagEscape != 0}
 				if len(cur.copies) > jbdMaxTransaction {
@@ -205,7 +205,7 @@ func (f *FS) replayJournal() error {
 		case jbdRevoke:
 			used := int(be.Uint32(buf[12:]))
 			if used > int(bs) || used < 16 {
-				return &FormatError{Struct: "journal revoke block", Ino: f.journalInum, Off: -1, Msg: fmt.Sprintf("r_count %d", used)}
+				return &FormatError{Struct: "journal revoke block", Ino: f.journalInum, Offset: -1, Msg: fmt.Sprintf("r_count %d", used)}
 			}
 			rec := 4
 			if is64 {

@@ -38,7 +38,7 @@ func TestDirectoryEntryNameWithSlash(t *testing.T) {
 		}
 		_, err = fsys.ReadDirInode(in)
 		var fe *ext4.FormatError
-		if !errors.As(err, &fe) || fe.Ino != in.Num || fe.Off != off-b.FSOffset() {
+		if !errors.As(err, &fe) || fe.Ino != in.Num || fe.Offset != off-b.FSOffset() {
 			t.Errorf("name %q: err %v; want a directory entry FormatError for inode %d at byte %d", name, err, in.Num, off-b.FSOffset())
 		}
 		fsys.Close()

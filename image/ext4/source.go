@@ -22,7 +22,7 @@ var _ vfs.FS = (*Source)(nil)
 // VFSInode converts an inode to the neutral record.
 func (in *Inode) VFSInode() *vfs.Inode {
 	blocks := in.Blocks
-	if in.Flags&flagInlineData != 0 {
+	if in.Flags&FlagInlineData != 0 {
 		// Inline data lives in the inode: no holes, whatever i_blocks says.
 		blocks = (in.Size + 511) / 512
 	}
@@ -90,12 +90,12 @@ func (s *Source) ReadDir(dir *vfs.Inode) ([]vfs.DirEntry, error) {
 	return out, err
 }
 
-func (s *Source) Readlink(in *vfs.Inode) (string, error) {
+func (s *Source) LinkTarget(in *vfs.Inode) (string, error) {
 	e, err := s.inode(in)
 	if err != nil {
 		return "", err
 	}
-	return s.f.Readlink(e)
+	return s.f.LinkTarget(e)
 }
 
 func (s *Source) Open(in *vfs.Inode) (vfs.File, error) {

@@ -45,7 +45,7 @@ func (f *FS) readXattrs(in *Inode, raw []byte, off int64, extra int) error {
 			return err
 		}
 		if m := binary.LittleEndian.Uint32(blk); m != xattrMagic {
-			return &FormatError{Struct: "xattr block", Ino: in.Num, Off: boff, Msg: fmt.Sprintf("bad magic 0x%08x", m)}
+			return &FormatError{Struct: "xattr block", Ino: in.Num, Offset: boff, Msg: fmt.Sprintf("bad magic 0x%08x", m)}
 		}
 		xs, err := f.parseXattrEntries(in, blk[xattrBlockHdr:], blk, boff+xattrBlockHdr, "xattr block")
 		if err != nil {
@@ -79,7 +79,7 @@ func (f *FS) parseXattrEntries(in *Inode, ents, vals []byte, base int64, what st
 			return out, nil
 		}
 		if p+xattrEntryHdr > len(ents) {
-			return nil, &FormatError{Struct: what, Ino: in.Num, Off: base + int64(p), Msg: "entry runs past the end of the area"}
+			return nil, &FormatError{Struct: what, Ino: in.Num, Offset: base + int64(p), Msg: "entry runs past the end of the area"}
 		}
 		nameLen := int(ents[p])
 		idx := ents[p+1]
@@ -87,7 +87,7 @@ func (f *FS) parseXattrEntries(in *Inode, ents, vals []byte, base int64, what st
 		valInum := le.Uint32(ents[p+4:])
 		valSize := int(le.Uint32(ents[p+8:]))
 		if p+xattrEntryHdr+nameLen > len(ents) {
-			return nil, &FormatError{Struct: what, Ino: in.Num, Off: base + int64(p), Msg: fmt.Sprintf("name of %d bytes runs past the end of the area", nameLen)}
+			return nil, &FormatError{Struct: what, Ino: in.Num, Offset: base + int64(p), Msg: fmt.Sprintf("name of %d bytes runs past the end of the area", nameLen)}
 		}
 		name := string(ents[p+xattrEntryHdr : p+xattrEntryHdr+nameLen])
 		prefix, known := xattrPrefixes[idx]
@@ -95,7 +95,7 @@ func (f *FS) parseXattrEntries(in *Inode, ents, vals []byte, base int64, what st
 		switch {
 		case valInum != 0:
 			if valSize > maxXattrValue {
-				return nil, &FormatError{Struct: what, Ino: in.Num, Off: base + int64(p), Msg: fmt.Sprintf("xattr %q: value size %d in EA inode exceeds %d", name, valSize, maxXattrValue)}
+				return nil, &FormatError{Struct: what, Ino: in.Num, Offset: base + int64(p), Msg: fmt.Sprintf("xattr %q: value size %d in EA inode exceeds %d", name, valSize, maxXattrValue)}
 			}
 			v, err := f.readEAInode(in.Num, valInum, valSize)
 			if err != nil {
@@ -104,7 +104,7 @@ func (f *FS) parseXattrEntries(in *Inode, ents, vals []byte, base int64, what st
 			value = v
 		default:
 			if valSize < 0 || valOff+valSize > len(vals) || valOff+valSize < valOff {
-				return nil, &FormatError{Struct: what, Ino: in.Num, Off: base + int64(p), Msg: fmt.Sprintf("xattr %q: value of %d bytes at offset %d runs past the end (%d)", name, valSize, valOff, len(vals))}
+				return nil, &FormatError{Struct: what, Ino: in.Num, Offset: base + int64(p), Msg: fmt.Sprintf("xattr %q: value of %d bytes at offset %d runs past the end (%d)", name, valSize, valOff, len(vals))}
 			}
 			value = append([]byte{}, vals[valOff:valOff+valSize]...)
 		}
@@ -113,7 +113,7 @@ func (f *FS) parseXattrEntries(in *Inode, ents, vals []byte, base int64, what st
 			if idx == xattrIdxACLAcc || idx == xattrIdxACLDef {
 				v, err := aclToXattr(value)
 				if err != nil {
-					return nil, &FormatError{Struct: what, Ino: in.Num, Off: base + int64(p), Msg: fmt.Sprintf("%s: %v", full, err)}
+					return nil, &FormatError{Struct: what, Ino: in.Num, Offset: base + int64(p), Msg: fmt.Sprintf("%s: %v", full, err)}
 				}
 				value = v
 			}
@@ -131,11 +131,11 @@ func (f *FS) readEAInode(owner, num uint32, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ea.Flags&flagEAInode == 0 {
-		return nil, &FormatError{Struct: "EA inode", Ino: num, Off: -1, Msg: fmt.Sprintf("referenced by inode %d but not flagged as an EA inode", owner)}
+	if ea.Flags&FlagEAInode == 0 {
+		return nil, &FormatError{Struct: "EA inode", Ino: num, Offset: -1, Msg: fmt.Sprintf("referenced by inode %d but not flagged as an EA inode", owner)}
 	}
 	if ea.Size < int64(size) {
-		return nil, &FormatError{Struct: "EA inode", Ino: num, Off: -1, Msg: fmt.Sprintf("holds %d bytes, xattr wants %d", ea.Size, size)}
+		return nil, &FormatError{Struct: "EA inode", Ino: num, Offset: -1, Msg: fmt.Sprintf("holds %d bytes, xattr wants %d", ea.Size, size)}
 	}
 	r, err := f.NewFileReader(ea)
 	if err != nil {
@@ -152,7 +152,7 @@ func (f *FS) readEAInode(owner, num uint32, size int) ([]byte, error) {
 // none, and this stops a loop of EA inodes referring to each other).
 func (f *FS) inodeNoXattrs(num uint32) (*Inode, error) {
 	if num == 0 || num > f.inodesCount {
-		return nil, &FormatError{Struct: "inode number", Ino: num, Off: -1, Msg: fmt.Sprintf("out of range 1..%d", f.inodesCount)}
+		return nil, &FormatError{Struct: "inode number", Ino: num, Offset: -1, Msg: fmt.Sprintf("out of range 1..%d", f.inodesCount)}
 	}
 	g := uint64(num-1) / uint64(f.inodesPerGroup)
 	idx := int64(num-1) % int64(f.inodesPerGroup)

@@ -20,16 +20,16 @@ var ErrNotGPT = errors.New("gpt: no GPT signature at LBA 1 or at the last LBA")
 // FormatError reports a malformed GPT structure: what was wrong, where
 // (byte offset into the disk) and the offending value.
 type FormatError struct {
-	Off int64  // byte offset of the structure or field
-	Msg string // what is wrong
-	Val any    // the offending value, if any
+	Offset int64  // byte offset of the structure or field
+	Msg    string // what is wrong
+	Val    any    // the offending value, if any
 }
 
 func (e *FormatError) Error() string {
 	if e.Val == nil {
-		return fmt.Sprintf("gpt: %s at offset %d", e.Msg, e.Off)
+		return fmt.Sprintf("gpt: %s at offset %d", e.Msg, e.Offset)
 	}
-	return fmt.Sprintf("gpt: %s at offset %d: %v", e.Msg, e.Off, e.Val)
+	return fmt.Sprintf("gpt: %s at offset %d: %v", e.Msg, e.Offset, e.Val)
 }
 
 // Header is a validated GPT header.
@@ -233,7 +233,7 @@ func (t *Table) checkPartitions() {
 func readHeader(r io.ReaderAt, size int64, ss int, lba uint64) (*Header, []byte, error) {
 	sectors := uint64(size / int64(ss))
 	if lba >= sectors {
-		return nil, nil, &FormatError{Off: size, Msg: "header LBA beyond end of disk", Val: lba}
+		return nil, nil, &FormatError{Offset: size, Msg: "header LBA beyond end of disk", Val: lba}
 	}
 	off := int64(lba) * int64(ss)
 	buf, err := readFull(r, off, ss)
@@ -242,7 +242,7 @@ func readHeader(r io.ReaderAt, size int64, ss int, lba uint64) (*Header, []byte,
 	}
 	le := binary.LittleEndian
 	if string(buf[hdrSignature:hdrSignature+8]) != Signature {
-		return nil, nil, &FormatError{Off: off, Msg: "bad header signature", Val: fmt.Sprintf("%q", buf[:8])}
+		return nil, nil, &FormatError{Offset: off, Msg: "bad header signature", Val: fmt.Sprintf("%q", buf[:8])}
 	}
 	h := &Header{
 		Revision:       le.Uint32(buf[hdrRevision:]),
@@ -258,44 +258,44 @@ func readHeader(r io.ReaderAt, size int64, ss int, lba uint64) (*Header, []byte,
 		EntriesCRC:     le.Uint32(buf[hdrEntriesCRC:]),
 	}
 	if h.Revision != Revision {
-		return nil, nil, &FormatError{Off: off + hdrRevision, Msg: "unsupported header revision", Val: fmt.Sprintf("%#x", h.Revision)}
+		return nil, nil, &FormatError{Offset: off + hdrRevision, Msg: "unsupported header revision", Val: fmt.Sprintf("%#x", h.Revision)}
 	}
 	if h.HeaderSize != headerLen {
-		return nil, nil, &FormatError{Off: off + hdrSize, Msg: "unsupported header size", Val: h.HeaderSize}
+		return nil, nil, &FormatError{Offset: off + hdrSize, Msg: "unsupported header size", Val: h.HeaderSize}
 	}
 	if v := le.Uint32(buf[hdrReserved:]); v != 0 {
-		return nil, nil, &FormatError{Off: off + hdrReserved, Msg: "reserved header field not zero", Val: v}
+		return nil, nil, &FormatError{Offset: off + hdrReserved, Msg: "reserved header field not zero", Val: v}
 	}
 	stored := le.Uint32(buf[hdrCRC:])
 	var hb [headerLen]byte
 	copy(hb[:], buf)
 	clear(hb[hdrCRC : hdrCRC+4])
 	if sum := crc32.ChecksumIEEE(hb[:]); sum != stored {
-		return nil, nil, &FormatError{Off: off + hdrCRC, Msg: "header CRC mismatch", Val: fmt.Sprintf("stored %#08x, computed %#08x", stored, sum)}
+		return nil, nil, &FormatError{Offset: off + hdrCRC, Msg: "header CRC mismatch", Val: fmt.Sprintf("stored %#08x, computed %#08x", stored, sum)}
 	}
 	if h.MyLBA != lba {
-		return nil, nil, &FormatError{Off: off + hdrMyLBA, Msg: fmt.Sprintf("header found at LBA %d names another LBA", lba), Val: h.MyLBA}
+		return nil, nil, &FormatError{Offset: off + hdrMyLBA, Msg: fmt.Sprintf("header found at LBA %d names another LBA", lba), Val: h.MyLBA}
 	}
 	if h.EntrySize != EntrySize {
-		return nil, nil, &FormatError{Off: off + hdrEntrySize, Msg: "unsupported partition entry size", Val: h.EntrySize}
+		return nil, nil, &FormatError{Offset: off + hdrEntrySize, Msg: "unsupported partition entry size", Val: h.EntrySize}
 	}
 	if uint64(h.NumEntries)*EntrySize > maxEntryArray {
-		return nil, nil, &FormatError{Off: off + hdrNumEntries, Msg: fmt.Sprintf("partition entry count above %d", maxEntryArray/EntrySize), Val: h.NumEntries}
+		return nil, nil, &FormatError{Offset: off + hdrNumEntries, Msg: fmt.Sprintf("partition entry count above %d", maxEntryArray/EntrySize), Val: h.NumEntries}
 	}
 	arrayLen := uint64(h.NumEntries) * EntrySize
 	arraySectors := (arrayLen + uint64(ss) - 1) / uint64(ss)
 	if h.EntriesLBA >= sectors || h.EntriesLBA+arraySectors > sectors {
-		return nil, nil, &FormatError{Off: off + hdrEntriesLBA, Msg: "partition entry array beyond end of disk", Val: h.EntriesLBA}
+		return nil, nil, &FormatError{Offset: off + hdrEntriesLBA, Msg: "partition entry array beyond end of disk", Val: h.EntriesLBA}
 	}
 	if h.EntriesLBA <= lba && lba < h.EntriesLBA+arraySectors || h.EntriesLBA == 0 {
-		return nil, nil, &FormatError{Off: off + hdrEntriesLBA, Msg: "partition entry array overlaps the header or the MBR", Val: h.EntriesLBA}
+		return nil, nil, &FormatError{Offset: off + hdrEntriesLBA, Msg: "partition entry array overlaps the header or the MBR", Val: h.EntriesLBA}
 	}
 	entries, err := readFull(r, int64(h.EntriesLBA)*int64(ss), int(arrayLen))
 	if err != nil {
 		return nil, nil, err
 	}
 	if sum := crc32.ChecksumIEEE(entries); sum != h.EntriesCRC {
-		return nil, nil, &FormatError{Off: int64(h.EntriesLBA) * int64(ss), Msg: "partition entry array CRC mismatch", Val: fmt.Sprintf("header says %#08x, computed %#08x", h.EntriesCRC, sum)}
+		return nil, nil, &FormatError{Offset: int64(h.EntriesLBA) * int64(ss), Msg: "partition entry array CRC mismatch", Val: fmt.Sprintf("header says %#08x, computed %#08x", h.EntriesCRC, sum)}
 	}
 	return h, entries, nil
 }
