@@ -152,7 +152,7 @@ func (s *State) gcfsLayer(l *Layer, r *SnapshotRecord) {
 			l.Note = "fs is a symlink to " + target
 			return
 		}
-		l.Path, l.Streamed = "", r.Kind == "committed"
+		l.Path, l.Streamed = "", r.Kind == SnapshotCommitted
 		l.Note = "fs is a symlink to " + target + ", which is not in the layer cache"
 		return
 	}
@@ -181,7 +181,7 @@ func (s *State) gcfsLayer(l *Layer, r *SnapshotRecord) {
 func (s *State) gcfsRemote(key, name string) []Layer {
 	e, ok := s.chains[key]
 	if !ok {
-		l := Layer{SnapshotKey: key, Name: name, Kind: "committed", Snapshotter: "gcfs", Missing: true, Streamed: true,
+		l := Layer{SnapshotKey: key, Name: name, Kind: SnapshotCommitted, Snapshotter: "gcfs", Missing: true, Streamed: true,
 			Note: "remote snapshot not in metadata.db and no image config in the content store to list the layers below it"}
 		if c := s.gcfsCache(key); c != "" {
 			l.Path, l.Cached, l.Streamed = c, true, false
@@ -191,7 +191,7 @@ func (s *State) gcfsRemote(key, name string) []Layer {
 	chain := ChainIDs(e.diffIDs)
 	var out []Layer
 	for i := len(chain) - 1; i >= 0; i-- {
-		l := Layer{SnapshotKey: chain[i], Kind: "committed", Snapshotter: "gcfs", Missing: true, DiffID: e.diffIDs[i]}
+		l := Layer{SnapshotKey: chain[i], Kind: SnapshotCommitted, Snapshotter: "gcfs", Missing: true, DiffID: e.diffIDs[i]}
 		if c := s.gcfsCache(e.diffIDs[i]); c != "" {
 			l.Path, l.Cached = c, true
 		} else {

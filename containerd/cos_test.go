@@ -258,7 +258,7 @@ func checkSnapshots(t *testing.T, s *State, ns, sn string) {
 			t.Errorf("%s snapshot %s missing", sn, w["KEY"])
 			continue
 		}
-		if x.Parent != w["PARENT"] || !strings.EqualFold(x.Kind, w["KIND"]) {
+		if x.Parent != w["PARENT"] || !strings.EqualFold(x.Kind.String(), w["KIND"]) {
 			t.Errorf("%s snapshot %s: parent %q kind %q, want %q %q", sn, x.Key, x.Parent, x.Kind, w["PARENT"], w["KIND"])
 		}
 		if x.Orphan || x.Missing || x.ID == 0 || x.Path == "" || x.CreatedAt.IsZero() {
@@ -347,7 +347,7 @@ func TestCOSNodeCRI(t *testing.T) {
 			t.Errorf("live: container %s missing", w.Status.ID)
 			continue
 		}
-		wantState := map[int]string{0: StatusCreated, 1: StatusRunning, 2: StatusExited, 3: StatusUnknown}[w.Status.State]
+		wantState := map[int]Status{0: StatusCreated, 1: StatusRunning, 2: StatusExited, 3: StatusUnknown}[w.Status.State]
 		if c.Status != wantState || c.PID != w.Info.Pid {
 			t.Errorf("live %s: status %s pid %d, want %s %d", c.ContainerName, c.Status, c.PID, wantState, w.Info.Pid)
 		}

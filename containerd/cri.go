@@ -9,14 +9,19 @@ import (
 	"time"
 )
 
+// Status is a container's state.
+type Status string
+
 // Container states derived from the CRI status file, as the CRI plugin
 // derives them (pkg/store/container Status.State).
 const (
-	StatusCreated = "created"
-	StatusRunning = "running"
-	StatusExited  = "exited"
-	StatusUnknown = "unknown"
+	StatusCreated Status = "created"
+	StatusRunning Status = "running"
+	StatusExited  Status = "exited"
+	StatusUnknown Status = "unknown"
 )
+
+func (s Status) String() string { return string(s) }
 
 // CRIStatus is the CRI plugin's io.containerd.grpc.v1.cri/containers/<id>/status
 // file. Times are Unix nanoseconds.
@@ -44,7 +49,7 @@ func ParseCRIStatus(data []byte) (*CRIStatus, error) {
 }
 
 // State returns created, running, exited or unknown.
-func (st *CRIStatus) State() string {
+func (st *CRIStatus) State() Status {
 	switch {
 	case st.FinishedAt != 0:
 		return StatusExited

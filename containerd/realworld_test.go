@@ -157,7 +157,7 @@ func TestRealWorldSnapshotterDBs(t *testing.T) {
 			var maxID uint64
 			sized := 0
 			for _, r := range s.Snapshots {
-				kinds[r.Kind]++
+				kinds[r.Kind.String()]++
 				maxID = max(maxID, r.ID)
 				if r.ID == 0 || r.CreatedAt.IsZero() {
 					t.Errorf("%s: id %d created %v", r.Name, r.ID, r.CreatedAt)
@@ -193,7 +193,7 @@ func TestCRIStatusFiles(t *testing.T) {
 	for _, tt := range []struct {
 		file  string
 		pid   uint32
-		state string
+		state Status
 	}{
 		{"osv-scalibr/status", 3530, StatusRunning},
 		{"osv-scalibr/status_gcfs", 23047, StatusRunning},

@@ -24,7 +24,7 @@ type SnapshotterDB struct {
 type SnapshotRecord struct {
 	Name      string
 	ID        uint64
-	Kind      string
+	Kind      SnapshotKind
 	Parent    string // parent's name in the same database
 	CreatedAt time.Time
 	UpdatedAt time.Time

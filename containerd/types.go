@@ -83,7 +83,7 @@ type Container struct {
 	PodIP         string `json:"pod_ip,omitempty"`
 
 	// Status from io.containerd.grpc.v1.cri/containers/<id>/status.
-	Status     string    `json:"status"` // created, running, exited, unknown
+	Status     Status    `json:"status"` // created, running, exited, unknown
 	PID        int       `json:"pid"`
 	ExitCode   *int32    `json:"exit_code,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
@@ -175,7 +175,7 @@ type Snapshot struct {
 	Key         string            `json:"key"`              // key in meta.db: a chain id or a container id
 	Name        string            `json:"name,omitempty"`   // key in the snapshotter's metadata.db: <ns>/<seq>/<key>
 	Parent      string            `json:"parent,omitempty"` // parent key
-	Kind        string            `json:"kind"`             // active, committed, view, unknown
+	Kind        SnapshotKind      `json:"kind"`             // active, committed, view, unknown
 	ID          uint64            `json:"id"`               // names the directory snapshots/<id>
 	Path        string            `json:"path,omitempty"`   // that directory, relative to the filesystem root
 	Size        int64             `json:"size"`             // bytes, recorded at commit (0 for active)
@@ -205,10 +205,10 @@ type Blob struct {
 
 // Layer is one snapshot of a chain, as the layer merger needs it.
 type Layer struct {
-	SnapshotKey string `json:"snapshot_key"`
-	Name        string `json:"name,omitempty"` // key in the snapshotter's metadata.db
-	ID          uint64 `json:"id"`
-	Kind        string `json:"kind"`
+	SnapshotKey string       `json:"snapshot_key"`
+	Name        string       `json:"name,omitempty"` // key in the snapshotter's metadata.db
+	ID          uint64       `json:"id"`
+	Kind        SnapshotKind `json:"kind"`
 	// Path is the layer's directory relative to the filesystem root, e.g.
 	// var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/10/fs.
 	// Empty when the content is not on disk.
@@ -231,14 +231,27 @@ const (
 	kindCommitted = 3
 )
 
-func kindName(k uint64) string {
+// SnapshotKind is a snapshot's kind.
+type SnapshotKind string
+
+// Snapshot kinds, as containerd names them.
+const (
+	SnapshotView      SnapshotKind = "view"
+	SnapshotActive    SnapshotKind = "active"
+	SnapshotCommitted SnapshotKind = "committed"
+	SnapshotUnknown   SnapshotKind = "unknown"
+)
+
+func (k SnapshotKind) String() string { return string(k) }
+
+func kindName(k uint64) SnapshotKind {
 	switch k {
 	case kindView:
-		return "view"
+		return SnapshotView
 	case kindActive:
-		return "active"
+		return SnapshotActive
 	case kindCommitted:
-		return "committed"
+		return SnapshotCommitted
 	}
-	return "unknown"
+	return SnapshotUnknown
 }

@@ -65,10 +65,22 @@ func walkLayer(l Layer, r rules, p string, e *Entry, fn WalkFunc, seen seenDirs)
 	return nil
 }
 
+// ChangeKind says how a path differs from the image.
+type ChangeKind string
+
+// The kinds of change, as diff prints them.
+const (
+	Added    ChangeKind = "added"
+	Modified ChangeKind = "modified"
+	Deleted  ChangeKind = "deleted"
+)
+
+func (k ChangeKind) String() string { return string(k) }
+
 // Change is one difference a container's writable layer makes to its image.
 type Change struct {
 	Path  string // absolute inside the container
-	Kind  string // "added", "modified", "deleted"
+	Kind  ChangeKind
 	Entry *Entry // the entry as the container sees it; for deletions, the one below
 }
 
@@ -94,7 +106,7 @@ func Diff(upper Layer, lower *Merged, opt Options) ([]Change, error) {
 		}
 		if e.Whiteout {
 			if below != nil {
-				out = append(out, Change{Path: abs, Kind: "deleted", Entry: below})
+				out = append(out, Change{Path: abs, Kind: Deleted, Entry: below})
 				if below.IsDir() {
 					return deletedSubtree(lower, p, below, &out)
 				}
@@ -104,13 +116,13 @@ func Diff(upper Layer, lower *Merged, opt Options) ([]Change, error) {
 		vis := &Entry{Inode: r.visible(e.Inode), Layer: 0, LayerName: upper.Name, fs: upper.FS}
 		switch {
 		case below == nil:
-			out = append(out, Change{Path: abs, Kind: "added", Entry: vis})
+			out = append(out, Change{Path: abs, Kind: Added, Entry: vis})
 		case e.IsDir() && below.IsDir():
 			if e.Mode != below.Mode || e.Uid != below.Uid || e.Gid != below.Gid {
-				out = append(out, Change{Path: abs, Kind: "modified", Entry: vis})
+				out = append(out, Change{Path: abs, Kind: Modified, Entry: vis})
 			}
 		default:
-			out = append(out, Change{Path: abs, Kind: "modified", Entry: vis})
+			out = append(out, Change{Path: abs, Kind: Modified, Entry: vis})
 			if below.IsDir() && !e.IsDir() {
 				if err := deletedSubtree(lower, p, below, &out); err != nil {
 					return err
@@ -156,7 +168,7 @@ func deletedBelow(lower *Merged, p string, upperDir *Entry, out *[]Change) error
 			continue
 		}
 		cp := join(p, c.Name)
-		*out = append(*out, Change{Path: "/" + cp, Kind: "deleted", Entry: c.Entry})
+		*out = append(*out, Change{Path: "/" + cp, Kind: Deleted, Entry: c.Entry})
 		if c.Entry.IsDir() {
 			if err := deletedSubtree(lower, cp, c.Entry, out); err != nil {
 				return err
@@ -170,7 +182,7 @@ func deletedBelow(lower *Merged, p string, upperDir *Entry, out *[]Change) error
 func deletedSubtree(lower *Merged, p string, dir *Entry, out *[]Change) error {
 	return lower.walk(p, dir, func(cp string, e *Entry) error {
 		if cp != p {
-			*out = append(*out, Change{Path: "/" + cp, Kind: "deleted", Entry: e})
+			*out = append(*out, Change{Path: "/" + cp, Kind: Deleted, Entry: e})
 		}
 		return nil
 	}, seenDirs{})

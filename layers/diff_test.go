@@ -32,7 +32,7 @@ func TestDiffCOSNodeFrontend(t *testing.T) {
 		if prev, dup := got[c.Path]; dup {
 			t.Errorf("%s listed twice (%s, %s)", c.Path, prev, c.Kind)
 		}
-		got[c.Path] = c.Kind
+		got[c.Path] = c.Kind.String()
 	}
 	// What the fixture README says the attacker did, and the kernel's
 	// whiteouts in overlay-markers.txt for layer 10.

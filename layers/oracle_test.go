@@ -309,7 +309,7 @@ func oracleDiff(t *testing.T, fx *oracleFixture, st oracleStackDef) {
 		if prev, dup := got[p]; dup {
 			t.Errorf("%s reported twice (%s, %s)", c.Path, prev, c.Kind)
 		}
-		got[p] = c.Kind
+		got[p] = c.Kind.String()
 	}
 	var diffs []string
 	check := func(p, want string, must bool) {

@@ -128,7 +128,7 @@ are never followed. REF is as for "info container".`,
 func toDiffRow(ch layers.Change, dg *export.Digester) (diffRow, error) {
 	in := ch.Entry.Inode
 	r := diffRow{
-		Change: ch.Kind, Path: ch.Path, Type: typeName(in), Mode: fmt.Sprintf("%04o", in.Mode&0o7777),
+		Change: ch.Kind.String(), Path: ch.Path, Type: typeName(in), Mode: fmt.Sprintf("%04o", in.Mode&0o7777),
 		UID: in.Uid, GID: in.Gid, Size: in.Size, Mtime: rfc3339(in.Mtime), MtimeNs: in.Mtime.UnixNano(),
 		Layer: ch.Entry.LayerName,
 	}

@@ -519,7 +519,7 @@ func exportAll(cmd *cobra.Command, g *safeout.Guard, src *sourceFlags, st *conta
 	}
 	used := map[string]bool{"index": true}
 	for _, c := range shown {
-		e := exportedEntry{Namespace: c.Namespace, ID: c.ID, Kind: c.Kind, PodNamespace: c.PodNamespace, PodName: c.PodName, ContainerName: c.ContainerName, Image: c.Image, Status: c.Status, Layers: len(c.Layers)}
+		e := exportedEntry{Namespace: c.Namespace, ID: c.ID, Kind: c.Kind, PodNamespace: c.PodNamespace, PodName: c.PodName, ContainerName: c.ContainerName, Image: c.Image, Status: c.Status.String(), Layers: len(c.Layers)}
 		base := uniqueBase(c, used)
 		sub := *ef
 		sub.compress = string(comp)

@@ -251,7 +251,7 @@ exports exactly these containers.`,
 				if c.ExitCode != nil {
 					exit = fmt.Sprint(*c.ExitCode)
 				}
-				return []string{c.Namespace, trunc(c.ID), pod, name, c.Kind, c.Image, c.Snapshotter, when(c.CreatedAt), c.Status, pid, exit}
+				return []string{c.Namespace, trunc(c.ID), pod, name, c.Kind, c.Image, c.Snapshotter, when(c.CreatedAt), c.Status.String(), pid, exit}
 			})
 	})
 	fl := cmd.Flags()
@@ -340,7 +340,7 @@ func listSnapshotsCmd() *cobra.Command {
 				case s.Missing:
 					note = "missing from snapshotter db"
 				}
-				return []string{s.Namespace, s.Snapshotter, s.Key, s.Kind, fmt.Sprint(s.ID), s.Parent, s.Path, fmt.Sprint(s.Size), note}
+				return []string{s.Namespace, s.Snapshotter, s.Key, s.Kind.String(), fmt.Sprint(s.ID), s.Parent, s.Path, fmt.Sprint(s.Size), note}
 			})
 	})
 }

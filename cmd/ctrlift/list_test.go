@@ -216,7 +216,7 @@ func TestListContainerd2Node(t *testing.T) {
 			pods := map[string]string{}
 			for _, c := range all {
 				if c.Kind == "sandbox" {
-					pods[c.PodNamespace+"/"+c.PodName] = c.Status
+					pods[c.PodNamespace+"/"+c.PodName] = c.Status.String()
 				}
 			}
 			if len(all) != 4 || pods["shop/cart-0"] != "unknown" || pods["shop/vm-0"] != "unknown" {

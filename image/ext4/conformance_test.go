@@ -781,6 +781,31 @@ func TestCOSLiveJournalReplay(t *testing.T) {
 	}
 	t.Logf("%d of %d journaled blocks made stale", len(zeroed), len(logged))
 	compareTrees(t, replayed, oracle)
+
+	// SkipJournal reads the stale home locations as they are: the walk
+	// differs from the replayed one (it fails, or finds other entries).
+	raw, err := os.Open(stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rst, _ := raw.Stat()
+	unreplayed, err := ext4.NewReaderOptions(raw, rst.Size(), ext4.Options{SkipJournal: true})
+	if err != nil {
+		t.Fatalf("SkipJournal: %v", err)
+	}
+	if w := unreplayed.Warnings(); len(w) == 0 || !strings.Contains(strings.Join(w, " "), "not replayed") {
+		t.Errorf("SkipJournal: warnings %q, want one saying the journal was not replayed", w)
+	}
+	walk := func(fsys fs.FS) (n int, err error) {
+		err = fs.WalkDir(fsys, ".", func(string, fs.DirEntry, error) error { n++; return nil })
+		return n, err
+	}
+	nr, errR := walk(replayed)
+	nu, errU := walk(unreplayed)
+	if errR != nil || (errU == nil && nu == nr) {
+		t.Errorf("replayed walk: %d entries (%v); unreplayed walk: %d entries (%v): want them to differ", nr, errR, nu, errU)
+	}
 }
 
 // sparseCopy copies r to a new file at dst, leaving zero runs as holes.

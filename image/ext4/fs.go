@@ -95,10 +95,24 @@ func (f *FS) Close() error {
 	return nil
 }
 
+// Options tune NewReaderOptions.
+type Options struct {
+	// SkipJournal reads the last checkpointed state of a filesystem that
+	// needs recovery, as the on-disk blocks are, without replaying its
+	// journal: to compare the two states, or to read past a journal
+	// too damaged to replay. A warning says the journal was not replayed.
+	SkipJournal bool
+}
+
 // NewReader reads the filesystem of the given size from r. When the
 // filesystem was not cleanly unmounted its journal is replayed in memory
 // (the image itself is never written) and a warning says so.
 func NewReader(r io.ReaderAt, size int64) (*FS, error) {
+	return NewReaderOptions(r, size, Options{})
+}
+
+// NewReaderOptions is NewReader with options.
+func NewReaderOptions(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{r: r, raw: r, size: size}
 	if err := f.readSuperblock(); err != nil {
 		return nil, err
@@ -106,7 +120,10 @@ func NewReader(r io.ReaderAt, size int64) (*FS, error) {
 	if err := f.readGroupDescriptors(); err != nil {
 		return nil, err
 	}
-	if f.incompat&incompatRecover != 0 {
+	switch {
+	case f.incompat&incompatRecover != 0 && opt.SkipJournal:
+		f.warnings = append(f.warnings, "filesystem needs journal recovery; the journal was not replayed (as asked): reading the last checkpointed state")
+	case f.incompat&incompatRecover != 0:
 		if err := f.replayJournal(); err != nil {
 			f.warnings = append(f.warnings, fmt.Sprintf("filesystem needs journal recovery and the journal could not be replayed (%v): reading the last checkpointed state; recent changes may be missing", err))
 		}
