@@ -158,7 +158,7 @@ func fsLsCmd() *cobra.Command {
 			}
 			defer o.Close()
 			if o.FS == nil {
-				return fmt.Errorf("%s: the fs commands read a disk image's filesystem; a directory is already readable as it is", o.Describe())
+				return fmt.Errorf("%s: the fs commands read the filesystem of a disk image", o.Describe())
 			}
 			start := "."
 			if len(args) == 1 {
@@ -270,7 +270,7 @@ func fsCatCmd() *cobra.Command {
 			}
 			defer o.Close()
 			if o.FS == nil {
-				return fmt.Errorf("%s: the fs commands read a disk image's filesystem; a directory is already readable as it is", o.Describe())
+				return fmt.Errorf("%s: the fs commands read the filesystem of a disk image", o.Describe())
 			}
 			p := cleanArg(args[0])
 			f, err := o.FS.Open(p)
@@ -316,7 +316,7 @@ func fsStatCmd() *cobra.Command {
 			}
 			defer o.Close()
 			if o.FS == nil {
-				return fmt.Errorf("%s: the fs commands read a disk image's filesystem; a directory is already readable as it is", o.Describe())
+				return fmt.Errorf("%s: the fs commands read the filesystem of a disk image", o.Describe())
 			}
 			p := cleanArg(args[0])
 			in, err := o.FS.Lookup(p)

@@ -229,3 +229,34 @@ func TestListContainerd2Node(t *testing.T) {
 		})
 	}
 }
+
+// TestListLooseDB: a meta.db given alone lists its containers; what needs
+// layers says it needs the disk.
+func TestListLooseDB(t *testing.T) {
+	db := filepath.Join(testutil.RepoRoot(t), "containerd/testdata/sandboxstore/v2.db")
+	out, errOut, err := run(t, "list", "containers", "-i", db, "-o", "json")
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	var rows []containerd.Container
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || !strings.Contains(errOut, "on loose database") {
+		t.Errorf("%d containers; stderr %s", len(rows), errOut)
+	}
+	if _, _, err := run(t, "export", "-i", db, "debug", "-o", filepath.Join(t.TempDir(), "x.tar")); err == nil || !strings.Contains(err.Error(), "holds no layers") {
+		t.Errorf("export from a loose database: %v", err)
+	}
+	if shared := filepath.Join(testutil.RepoRoot(t), "..", "shared", "realworld", "container-explorer", "dfirlabs", "meta.db"); fileExists(shared) {
+		out, errOut, err := run(t, "list", "containers", "-i", shared, "--no-trunc")
+		if err != nil || !strings.Contains(out, "nginx-specimen") || !strings.Contains(out, "redis-specimen") {
+			t.Errorf("dfirlabs meta.db: %v\n%s%s", err, out, errOut)
+		}
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

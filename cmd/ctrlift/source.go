@@ -170,6 +170,8 @@ type openedSource struct {
 	Partition *image.Partition
 	// Dir is the host directory given as input (nil for a disk image).
 	Dir *dirfs.FS
+	// Loose is a meta.db given on its own: no layers to read (Tree nil).
+	Loose *looseDB
 }
 
 // Close releases the image or directory.
@@ -183,13 +185,19 @@ func (o *openedSource) Close() {
 	if o.Dir != nil {
 		o.Dir.Close()
 	}
+	if o.Loose != nil {
+		o.Loose.Close()
+	}
 }
 
 // Describe names what was read, e.g. `partition 1 "STATE" (ext4, label
 // "STATE", 1.0 GiB at byte 4456448000)` or `directory /mnt/node/var`.
 func (o *openedSource) Describe() string {
-	if o.Dir != nil {
+	switch {
+	case o.Dir != nil:
 		return "directory " + o.Dir.Root()
+	case o.Loose != nil:
+		return "loose database " + o.Loose.f.Name()
 	}
 	return describePartition(o.Partition)
 }
@@ -198,6 +206,9 @@ func (o *openedSource) Describe() string {
 // directory when the process cannot see trusted.* xattrs: opaque
 // directories and xattr whiteouts would be silently lost.
 func (o *openedSource) checkOverlayMarkers() error {
+	if o.Tree == nil {
+		return fmt.Errorf("%s: a database alone holds no layers; give the disk image or directory it came from", o.Describe())
+	}
 	if o.Dir != nil && !o.Dir.TrustedXattrsVisible() {
 		return fmt.Errorf("directory %s: overlay layers keep their opaque and whiteout markers in trusted.overlay.* xattrs, which only root (CAP_SYS_ADMIN) can read; merging without them would be wrong: run as root, or read the disk image instead", o.Dir.Root())
 	}
@@ -247,6 +258,18 @@ func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
 				return nil, err
 			}
 			return &openedSource{Tree: d, Files: vfs.NewIOFS(d), Dir: d}, nil
+		} else if err == nil && fi.Mode().IsRegular() {
+			if f, err := os.OpenFile(s.image, os.O_RDONLY, 0); err == nil {
+				if isBolt(f) {
+					l, err := newLooseDB(f)
+					if err != nil {
+						f.Close()
+						return nil, err
+					}
+					return &openedSource{Files: l, Loose: l}, nil
+				}
+				f.Close()
+			}
 		}
 	}
 	d, err := s.openDisk(cmd)
