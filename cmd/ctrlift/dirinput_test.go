@@ -15,10 +15,10 @@ import (
 
 // TestDirectoryInput copies the example node's STATE partition out of a
 // read-only kernel mount with cp -a (xattrs, devices, owners, hardlinks,
-// times kept) and checks that ctrlift reads the copy as it reads the
-// image: the same containers, and each container's export the same in
-// type, mode, owner, size, sha256, target, mtime, rdev, xattrs and
-// hardlinks.
+// times kept), and packs the copy with GNU tar, and checks that ctrlift
+// reads the copy and the tar as it reads the image: the same containers,
+// and each container's export the same in type, mode, owner, size,
+// sha256, target, mtime, rdev, xattrs and hardlinks.
 func TestDirectoryInput(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a loop mount and trusted.* xattrs")
@@ -60,14 +60,27 @@ func TestDirectoryInput(t *testing.T) {
 		}
 		return rows
 	}
-	fromImage, fromDir := list(zst), list(copyDir)
-	if len(fromImage) != len(fromDir) || len(fromImage) == 0 {
-		t.Fatalf("image lists %d containers, the directory %d", len(fromImage), len(fromDir))
+	// The same tree as a PAX tar made by GNU tar, zstd-compressed: owners,
+	// devices (whiteouts), xattrs and nanosecond times as recorded.
+	tarFile := filepath.Join(t.TempDir(), "state.tar.zst")
+	if out, err := exec.Command("tar", "--format=pax", "--xattrs", "--xattrs-include=*", "--sparse", "--numeric-owner", "--zstd",
+		"-cf", tarFile, "-C", copyDir, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
 	}
-	for i := range fromImage {
-		for _, k := range []string{"namespace", "id", "pod_name", "container_name", "status", "exit_code", "image", "snapshot_key"} {
-			if a, b := fromImage[i][k], fromDir[i][k]; !equalJSON(a, b) {
-				t.Errorf("container %d %s: image %v, directory %v", i, k, a, b)
+	fromImage := list(zst)
+	if len(fromImage) == 0 {
+		t.Fatal("no containers in the image")
+	}
+	for _, input := range []string{copyDir, tarFile} {
+		got := list(input)
+		if len(got) != len(fromImage) {
+			t.Fatalf("image lists %d containers, %s %d", len(fromImage), input, len(got))
+		}
+		for i := range fromImage {
+			for _, k := range []string{"namespace", "id", "pod_name", "container_name", "status", "exit_code", "image", "snapshot_key"} {
+				if a, b := fromImage[i][k], got[i][k]; !equalJSON(a, b) {
+					t.Errorf("container %d %s: image %v, %s %v", i, k, a, input, b)
+				}
 			}
 		}
 	}
@@ -82,15 +95,16 @@ func TestDirectoryInput(t *testing.T) {
 			continue
 		}
 		id := c["id"].(string)
-		var manifests [2]string
-		for i, input := range []string{zst, copyDir} {
-			manifests[i] = filepath.Join(dir, id[:12]+[]string{"-image", "-dir"}[i]+".jsonl")
+		var manifests [3]string
+		for i, input := range []string{zst, copyDir, tarFile} {
+			manifests[i] = filepath.Join(dir, id[:12]+[]string{"-image", "-dir", "-tar"}[i]+".jsonl")
 			if _, errOut, err := run(t, "export", "-q", "-i", input, "-n", c["namespace"].(string), id, "-o", os.DevNull, "--manifest", manifests[i]); err != nil {
 				t.Fatalf("export %s from %s: %v %s", id, input, err, errOut)
 			}
 		}
-		want, got := testutil.ReadManifest(t, manifests[0]), testutil.ReadManifest(t, manifests[1])
-		testutil.CompareManifests(t, id[:12], want, got)
+		want := testutil.ReadManifest(t, manifests[0])
+		testutil.CompareManifests(t, id[:12]+" from the directory", want, testutil.ReadManifest(t, manifests[1]))
+		testutil.CompareManifests(t, id[:12]+" from the tar", want, testutil.ReadManifest(t, manifests[2]))
 		if len(want) < 100 {
 			t.Errorf("%s: only %d entries", id[:12], len(want))
 		}

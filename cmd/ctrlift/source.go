@@ -18,6 +18,7 @@ import (
 	"github.com/ctrlift/ctrlift/image"
 	"github.com/ctrlift/ctrlift/image/cache"
 	"github.com/ctrlift/ctrlift/image/dirfs"
+	"github.com/ctrlift/ctrlift/image/tarfs"
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/safeout"
 	"github.com/ctrlift/ctrlift/vfs"
@@ -42,7 +43,7 @@ type sourceFlags struct {
 // (subcommands inherit them).
 func (s *sourceFlags) registerImage(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVarP(&s.image, "image", "i", "", "the evidence, opened read-only: a raw disk image (also .zst, .gz, .xz, or a GCE export .tar.gz holding disk.raw), or a directory (a copy of a node's root, /var or /var/lib/containerd)")
+	f.StringVarP(&s.image, "image", "i", "", "the evidence, opened read-only: a raw disk image (also .zst, .gz, .xz, or a GCE export .tar.gz holding disk.raw); a directory or a tar (.tar, .tgz, .tar.zst) of a node's root, /var or /var/lib/containerd; or a loose meta.db")
 	f.BoolVar(&s.noCache, "no-cache", false, "decompress a compressed image into a temporary file removed on exit instead of the user cache directory")
 }
 
@@ -172,6 +173,10 @@ type openedSource struct {
 	Dir *dirfs.FS
 	// Loose is a meta.db given on its own: no layers to read (Tree nil).
 	Loose *looseDB
+	// Tar is a tar of a tree given as input (a /var/lib/docker or
+	// /var/lib/containerd packed by an analyst or a test suite).
+	Tar *tarfs.FS
+	tarPath string
 }
 
 // Close releases the image or directory.
@@ -188,6 +193,9 @@ func (o *openedSource) Close() {
 	if o.Loose != nil {
 		o.Loose.Close()
 	}
+	if o.Tar != nil {
+		o.Tar.Close()
+	}
 }
 
 // Describe names what was read, e.g. `partition 1 "STATE" (ext4, label
@@ -198,6 +206,8 @@ func (o *openedSource) Describe() string {
 		return "directory " + o.Dir.Root()
 	case o.Loose != nil:
 		return "loose database " + o.Loose.f.Name()
+	case o.Tar != nil:
+		return fmt.Sprintf("tree archive %s (%s)", o.tarPath, o.Tar.Format())
 	}
 	return describePartition(o.Partition)
 }
@@ -269,6 +279,21 @@ func (s *sourceFlags) open(cmd *cobra.Command) (*openedSource, error) {
 					return &openedSource{Files: l, Loose: l}, nil
 				}
 				f.Close()
+			}
+			// A tar of a tree (also gzip, zstd or xz compressed); a GCE
+			// image export, a tar whose member is disk.raw, stays a disk.
+			if isTar, first, _ := tarfs.Probe(s.image); isTar && strings.TrimPrefix(first, "./") != cache.DiskName {
+				if s.partition != "" {
+					return nil, fmt.Errorf("%s is a tar of a directory tree: -p does not apply", s.image)
+				}
+				t, err := tarfs.OpenFile(s.image, "")
+				if err != nil {
+					return nil, err
+				}
+				for _, n := range t.Notes() {
+					warn(cmd, "%s: %s", s.image, n)
+				}
+				return &openedSource{Tree: t, Files: t.IOFS(), Tar: t, tarPath: s.image}, nil
 			}
 		}
 	}
