@@ -18,8 +18,8 @@ import (
 	"github.com/ctrlift/ctrlift/image"
 	"github.com/ctrlift/ctrlift/image/cache"
 	"github.com/ctrlift/ctrlift/image/dirfs"
-	"github.com/ctrlift/ctrlift/image/tarfs"
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/image/tarfs"
 	"github.com/ctrlift/ctrlift/internal/safeout"
 	"github.com/ctrlift/ctrlift/vfs"
 )
@@ -175,7 +175,7 @@ type openedSource struct {
 	Loose *looseDB
 	// Tar is a tar of a tree given as input (a /var/lib/docker or
 	// /var/lib/containerd packed by an analyst or a test suite).
-	Tar *tarfs.FS
+	Tar     *tarfs.FS
 	tarPath string
 }
 
