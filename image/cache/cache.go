@@ -259,7 +259,7 @@ func decompressTo(dst *os.File, src *os.File, srcSize int64, name string, progre
 		return 0, "", fmt.Errorf("cache: %w", err)
 	}
 	defer closeFn()
-	n, err := copySparse(dst, raw)
+	n, err := CopySparse(dst, raw)
 	if pr != nil {
 		pr.finish()
 	}
@@ -342,9 +342,9 @@ func findDisk(tr *tar.Reader) (io.Reader, error) {
 	}
 }
 
-// copySparse copies src to dst, seeking over all-zero chunks so that the
+// CopySparse copies src to dst, seeking over all-zero chunks so that the
 // copy takes only the space of the data, and returns the bytes copied.
-func copySparse(dst *os.File, src io.Reader) (int64, error) {
+func CopySparse(dst *os.File, src io.Reader) (int64, error) {
 	buf := make([]byte, chunk)
 	zero := make([]byte, chunk)
 	var off int64

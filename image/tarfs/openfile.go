@@ -3,7 +3,6 @@ package tarfs
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -19,7 +18,6 @@ const (
 	// zstd frames may ask for any window; allow what `zstd --long=31`
 	// writes and refuse larger ones rather than allocate them.
 	zstdMaxWindow = 1 << 31
-	copyChunk     = 64 << 10 // all-zero chunks of the copy become holes
 )
 
 // OpenFile opens the tar archive at path read-only. A gzip, zstd or xz
@@ -162,32 +160,5 @@ func decompress(dst *os.File, src io.Reader, format string) (int64, error) {
 		return 0, err
 	}
 	defer done()
-	buf := make([]byte, copyChunk)
-	zero := make([]byte, copyChunk)
-	var off int64
-	for eof := false; !eof; {
-		// Fill the chunk. Not io.ReadFull: its io.ErrUnexpectedEOF for a
-		// short last chunk would hide the same error from a decompressor
-		// whose input is truncated.
-		n := 0
-		for n < len(buf) {
-			m, err := r.Read(buf[n:])
-			n += m
-			if err == io.EOF {
-				eof = true
-				break
-			}
-			if err != nil {
-				return off + int64(n), err
-			}
-		}
-		if !bytes.Equal(buf[:n], zero[:n]) {
-			if _, err := dst.WriteAt(buf[:n], off); err != nil {
-				return off, err
-			}
-		}
-		off += int64(n)
-	}
-	// Trailing holes are not written: set the size explicitly.
-	return off, dst.Truncate(off)
+	return cache.CopySparse(dst, r)
 }
