@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ctrlift/ctrlift/image"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 // diskFixture returns a committed disk fixture (zstd-compressed; the
@@ -154,5 +157,42 @@ func TestSourceOpen(t *testing.T) {
 	}
 	if o != nil {
 		o.Close()
+	}
+}
+
+// A GCE image export (a tar.gz whose member is disk.raw) stays a disk
+// image; a tar of anything else is read as a tree.
+func TestTarInputKinds(t *testing.T) {
+	testutil.NeedTools(t, "tar", "gzip")
+	raw := testutil.Unzstd(t, filepath.Join(testutil.RepoRoot(t), "testdata/images/disk/gpt512.raw.zst"))
+	dir := t.TempDir()
+	data, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "disk.raw"), data, 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hi"), 0o644)
+	for _, args := range [][]string{{"-Sczf", "gce.tar.gz", "disk.raw"}, {"-czf", "tree.tgz", "notes.txt"}} {
+		cmd := exec.Command("tar", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v %s", err, out)
+		}
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	root := newRootCmd()
+	var out, errOut strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"partitions", "-i", filepath.Join(dir, "gce.tar.gz")})
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "Layout: gpt") {
+		t.Errorf("GCE export: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	root = newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"list", "containers", "-i", filepath.Join(dir, "tree.tgz")})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "tree archive") || !strings.Contains(err.Error(), "no containerd root found") {
+		t.Errorf("tree tar: %v", err)
 	}
 }
