@@ -17,14 +17,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
-// The fs commands are the mountless ls, cat and stat on one partition.
+// The fs commands are the mountless ls, cat and stat on one partition, a
+// directory or a tar of a tree.
 
 func newFSCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fs",
-		Short: "Read a partition's filesystem without mounting it: ls, cat, stat",
+		Short: "Read a partition's filesystem (or a directory or tar input) without mounting it: ls, cat, stat",
 	}
 	cmd.AddCommand(fsLsCmd(), fsCatCmd(), fsStatCmd())
 	return cmd
@@ -33,7 +35,7 @@ func newFSCmd() *cobra.Command {
 // inodeJSON is every field of an inode, for -o json.
 type inodeJSON struct {
 	Path       string      `json:"path"`
-	Ino        uint32      `json:"ino"`
+	Ino        uint64      `json:"ino"`
 	Type       string      `json:"type"`
 	Mode       string      `json:"mode"`
 	UID        uint32      `json:"uid"`
@@ -43,7 +45,7 @@ type inodeJSON struct {
 	Flags      string      `json:"flags"`
 	Blocks     int64       `json:"blocks_512"`
 	Sparse     bool        `json:"sparse,omitempty"`
-	Generation uint32      `json:"generation"`
+	Generation uint32      `json:"generation,omitempty"` // ext4
 	Atime      string      `json:"atime"`
 	Mtime      string      `json:"mtime"`
 	Ctime      string      `json:"ctime"`
@@ -95,13 +97,16 @@ func typeName(in typed) string {
 
 func rfc3339(t time.Time) string { return t.Format(time.RFC3339Nano) }
 
-func toInodeJSON(fsys *ext4.FS, p string, in *ext4.Inode) inodeJSON {
+func toInodeJSON(fsys vfs.FS, p string, in *vfs.Inode) inodeJSON {
 	j := inodeJSON{
-		Path: p, Ino: in.Num, Type: typeName(in), Mode: fmt.Sprintf("%04o", in.Mode&0o7777),
+		Path: p, Ino: in.Ino, Type: typeName(in), Mode: fmt.Sprintf("%04o", in.Mode&0o7777),
 		UID: in.Uid, GID: in.Gid, Size: in.Size, Nlink: in.Nlink, Flags: fmt.Sprintf("0x%x", in.Flags),
-		Blocks: in.Blocks, Sparse: in.Sparse(), Generation: in.Generation,
+		Blocks: in.Blocks, Sparse: in.Sparse(),
 		Atime: rfc3339(in.Atime), Mtime: rfc3339(in.Mtime), Ctime: rfc3339(in.Ctime),
 		AtimeNs: in.Atime.UnixNano(), MtimeNs: in.Mtime.UnixNano(), CtimeNs: in.Ctime.UnixNano(),
+	}
+	if e, ok := in.Sys.(*ext4.Inode); ok {
+		j.Generation, j.Blocks = e.Generation, e.Blocks
 	}
 	if in.HasCrtime {
 		j.Crtime = rfc3339(in.Crtime)
@@ -157,14 +162,14 @@ func fsLsCmd() *cobra.Command {
 				return err
 			}
 			defer o.Close()
-			if o.FS == nil {
-				return fmt.Errorf("%s: the fs commands read the filesystem of a disk image", o.Describe())
+			if o.Tree == nil {
+				return fmt.Errorf("%s: a database alone has no files to show", o.Describe())
 			}
 			start := "."
 			if len(args) == 1 {
 				start = cleanArg(args[0])
 			}
-			in, err := o.FS.Lookup(start)
+			in, err := o.Tree.Lookup(start)
 			if err != nil {
 				return fmt.Errorf("%s: %w", start, err)
 			}
@@ -173,12 +178,12 @@ func fsLsCmd() *cobra.Command {
 			enc := json.NewEncoder(out)
 			enc.SetEscapeHTML(false)
 			var all []inodeJSON
-			emit := func(p string, in *ext4.Inode) error {
+			emit := func(p string, in *vfs.Inode) error {
 				switch output {
 				case "json":
-					all = append(all, toInodeJSON(o.FS, p, in))
+					all = append(all, toInodeJSON(o.Tree, p, in))
 				case "jsonl":
-					return enc.Encode(toInodeJSON(o.FS, p, in))
+					return enc.Encode(toInodeJSON(o.Tree, p, in))
 				default:
 					if !long {
 						fmt.Fprintln(tw, printableCell(p))
@@ -186,7 +191,7 @@ func fsLsCmd() *cobra.Command {
 					}
 					name := p
 					if in.IsSymlink() {
-						if t, err := o.FS.LinkTarget(in); err == nil {
+						if t, err := o.Tree.LinkTarget(in); err == nil {
 							name += " -> " + t
 						}
 					}
@@ -194,24 +199,24 @@ func fsLsCmd() *cobra.Command {
 					if in.IsCharDev() || in.IsBlockDev() {
 						size = fmt.Sprintf("%d,%d", in.RdevMajor, in.RdevMinor)
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", in.Num, in.FileMode(), in.Nlink, in.Uid, in.Gid, size, in.Mtime.Format("2006-01-02 15:04:05.000000000"), printableCell(name))
+					fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", in.Ino, in.FileMode(), in.Nlink, in.Uid, in.Gid, size, in.Mtime.Format("2006-01-02 15:04:05.000000000"), printableCell(name))
 				}
 				return nil
 			}
-			var walk func(dir string, d *ext4.Inode, depth int) error
-			walk = func(dir string, d *ext4.Inode, depth int) error {
+			var walk func(dir string, d *vfs.Inode, depth int) error
+			walk = func(dir string, d *vfs.Inode, depth int) error {
 				if depth > 4096 {
 					return fmt.Errorf("%s: directory nesting deeper than 4096 (loop in a corrupt filesystem?)", dir)
 				}
-				ents, err := o.FS.ReadDirInode(d)
+				ents, err := o.Tree.ReadDir(d)
 				if err != nil {
 					return fmt.Errorf("%s: %w", dir, err)
 				}
-				slices.SortFunc(ents, func(a, b ext4.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+				slices.SortFunc(ents, func(a, b vfs.DirEntry) int { return strings.Compare(a.Name, b.Name) })
 				var subdirs []string
-				var subIn []*ext4.Inode
+				var subIn []*vfs.Inode
 				for _, e := range ents {
-					in, err := o.FS.Inode(e.Ino)
+					in, err := o.Tree.LookupAt(d, e.Name)
 					if err != nil {
 						return fmt.Errorf("%s/%s: %w", dir, e.Name, err)
 					}
@@ -269,11 +274,11 @@ func fsCatCmd() *cobra.Command {
 				return err
 			}
 			defer o.Close()
-			if o.FS == nil {
-				return fmt.Errorf("%s: the fs commands read the filesystem of a disk image", o.Describe())
+			if o.Tree == nil {
+				return fmt.Errorf("%s: a database alone has no files to show", o.Describe())
 			}
 			p := cleanArg(args[0])
-			f, err := o.FS.Open(p)
+			f, err := o.Files.Open(p)
 			if err != nil {
 				return err
 			}
@@ -315,18 +320,18 @@ func fsStatCmd() *cobra.Command {
 				return err
 			}
 			defer o.Close()
-			if o.FS == nil {
-				return fmt.Errorf("%s: the fs commands read the filesystem of a disk image", o.Describe())
+			if o.Tree == nil {
+				return fmt.Errorf("%s: a database alone has no files to show", o.Describe())
 			}
 			p := cleanArg(args[0])
-			in, err := o.FS.Lookup(p)
+			in, err := o.Tree.Lookup(p)
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s: no such file or directory", args[0])
 			}
 			if err != nil {
 				return err
 			}
-			j := toInodeJSON(o.FS, path.Join("/", p), in)
+			j := toInodeJSON(o.Tree, path.Join("/", p), in)
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)

@@ -195,4 +195,21 @@ func TestTarInputKinds(t *testing.T) {
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "tree archive") || !strings.Contains(err.Error(), "no containerd root found") {
 		t.Errorf("tree tar: %v", err)
 	}
+	// The fs commands read a tree as they read a partition.
+	for _, input := range []string{filepath.Join(dir, "tree.tgz"), dir} {
+		if out, errOut, err := runRoot(t, "fs", "cat", "-i", input, "/notes.txt"); err != nil || out != "hi" {
+			t.Errorf("fs cat -i %s: %q %v %s", input, out, err, errOut)
+		}
+	}
+}
+
+func runRoot(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), errOut.String(), err
 }
