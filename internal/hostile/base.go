@@ -17,6 +17,7 @@ import (
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/image"
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/image/tarfs"
 )
 
 // Kinds of base image; they decide which commands run on a variant.
@@ -24,6 +25,7 @@ const (
 	KindContainerd = "containerd" // holds containerd state: list, info, diff, export per container
 	KindExt4       = "ext4"       // a bare ext2/3/4 image: export --layer-dirs . of the whole tree
 	KindTable      = "table"      // a small partitioned disk: partitions, then export of the largest ext fs
+	KindTree       = "tree"       // a tar of a containerd root: list, info, diff, export per container
 )
 
 // Container names a container of a base image.
@@ -79,6 +81,9 @@ type Base struct {
 	// ExportDirs are the directories exported from a base without
 	// containerd state (one is picked per variant).
 	ExportDirs []string
+
+	// Tar are the member headers of a tree archive.
+	Tar []TarHeader
 }
 
 // ReadAt reads the pristine image.
@@ -110,6 +115,9 @@ func OpenBase(name, kind, file string) (*Base, error) {
 }
 
 func (b *Base) locate() error {
+	if b.Kind == KindTree {
+		return b.locateTree()
+	}
 	b.GPT = mapGPT(b.f, b.Size)
 	if b.GPT == nil {
 		b.MBR = mapMBR(b.f, b.Size)
@@ -471,4 +479,33 @@ func describeInode(in *InodeInfo) string {
 		p = "…" + p[len(p)-59:]
 	}
 	return fmt.Sprintf("inode %d (%s, %s)", in.Ino, strings.TrimPrefix(p, "./"), in.Role)
+}
+
+// locateTree maps the member headers of a tree archive and lists its
+// containers through the tar reader under test.
+func (b *Base) locateTree() error {
+	b.Tar = mapTar(b.f, b.Size, 1<<20)
+	if len(b.Tar) == 0 {
+		return errors.New("no tar headers")
+	}
+	for _, h := range b.Tar {
+		b.Boundaries = append(b.Boundaries, h.Off, h.DataOff)
+	}
+	t, err := tarfs.Open(b.f, b.Size)
+	if err != nil {
+		return err
+	}
+	root, err := containerd.FindRoot(t.IOFS(), "")
+	if err != nil {
+		return err
+	}
+	st, err := containerd.Load(t.IOFS(), root)
+	if err != nil {
+		return err
+	}
+	for _, c := range st.Containers {
+		b.Containers = append(b.Containers, Container{c.Namespace, c.ID})
+	}
+	sort.Slice(b.Containers, func(i, j int) bool { return b.Containers[i].ID < b.Containers[j].ID })
+	return nil
 }

@@ -42,6 +42,7 @@ var Classes = []Class{
 	{Name: "containerd-values", Weight: 5, Applies: hasContainerd, Gen: genContainerdValues},
 	{Name: "layer-symlink", Weight: 4, Applies: func(b *Base) bool { return len(b.Layers) > 0 }, Gen: genLayerSymlink},
 	{Name: "huge-fields", Weight: 8, Gen: genHugeFields},
+	{Name: "tar-header", Weight: 4, Applies: func(b *Base) bool { return len(b.Tar) > 0 }, Gen: genTarHeader},
 }
 
 // ClassByName returns the class called name.

@@ -122,6 +122,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"example-state", KindContainerd, ex, true, 10, false},
 		{"cos-state", KindContainerd, filepath.Join(shared, "cos-node.raw.zst"), true, 3, true},
 		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
+		// The example's containerd root as GNU tar packed it: tar input.
+		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
