@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ctrlift/ctrlift/image/internal/fixture"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 func newDisk(b []byte) (*Disk, error) { return NewDisk(bytes.NewReader(b), int64(len(b))) }
@@ -16,7 +16,7 @@ func newDisk(b []byte) (*Disk, error) { return NewDisk(bytes.NewReader(b), int64
 // A truncated GPT disk keeps what it has: partitions are clamped or
 // emptied, with warnings, and the complete ones still work.
 func TestTruncatedGPT(t *testing.T) {
-	b := fixture.Bytes(t, "gpt512")[:40<<20] // 81920 sectors
+	b := testutil.DiskBytes(t, "gpt512")[:40<<20] // 81920 sectors
 	d, err := newDisk(b)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestTruncatedGPT(t *testing.T) {
 // Entries pointing far beyond the disk (LBAs whose byte offset overflows
 // int64) are emptied, not wrapped around.
 func TestPartitionLBAOverflow(t *testing.T) {
-	b := fixture.Bytes(t, "gpt512")
+	b := testutil.DiskBytes(t, "gpt512")
 	ss := 512
 	for _, hdr := range []int{ss, len(b) - ss} {
 		e := int(binary.LittleEndian.Uint64(b[hdr+72:])) * ss
@@ -124,7 +124,7 @@ func TestNoTable(t *testing.T) {
 // MBR disk with one partition of type 0xee.
 func TestProtectiveMBRWithoutGPT(t *testing.T) {
 	b := make([]byte, 1<<20)
-	copy(b, fixture.Bytes(t, "gpt512")[:512])
+	copy(b, testutil.DiskBytes(t, "gpt512")[:512])
 	_, err := newDisk(b)
 	if err == nil || !strings.Contains(err.Error(), "protective MBR (type 0xee) found but no GPT header") {
 		t.Fatalf("err = %v", err)
@@ -139,7 +139,7 @@ func mbrEBRs(b []byte) (int, int) {
 }
 
 func TestMBRBadChains(t *testing.T) {
-	base := fixture.Bytes(t, "mbr")
+	base := testutil.DiskBytes(t, "mbr")
 	tests := []struct {
 		name     string
 		mutate   func(b []byte)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ctrlift/ctrlift/image/internal/fixture"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 func copyFile(t *testing.T, src, dst string) {
@@ -46,7 +46,7 @@ func dirNames(t *testing.T, dir string) []string {
 func TestOpenCompressed(t *testing.T) {
 	in := t.TempDir()
 	zst := filepath.Join(in, "evidence.img") // no telling extension
-	copyFile(t, filepath.Join(fixture.DiskDir(t), "gpt4k.raw.zst"), zst)
+	copyFile(t, filepath.Join(testutil.DiskDir(t), "gpt4k.raw.zst"), zst)
 	os.Chmod(zst, 0o444)
 	os.Chmod(in, 0o555) // a read-only evidence directory (root ignores it; the listing check does not)
 	defer os.Chmod(in, 0o755)
@@ -93,7 +93,7 @@ func TestOpenGCEExport(t *testing.T) {
 	if _, err := exec.LookPath("tar"); err != nil {
 		t.Skip("tar not installed")
 	}
-	raw := fixture.Raw(t, "gpt512")
+	raw := testutil.DiskRaw(t, "gpt512")
 	dir := t.TempDir()
 	if err := os.Rename(raw, filepath.Join(dir, "disk.raw")); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestOpenGCEExport(t *testing.T) {
 
 // A raw image whose name says .zst is read as raw, with a warning.
 func TestOpenMisnamed(t *testing.T) {
-	raw := fixture.Raw(t, "bare-ext4")
+	raw := testutil.DiskRaw(t, "bare-ext4")
 	named := raw + ".zst"
 	if err := os.Rename(raw, named); err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestOpenMisnamed(t *testing.T) {
 }
 
 func TestOpenCorruptCompressed(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(fixture.DiskDir(t), "gpt512.raw.zst"))
+	b, err := os.ReadFile(filepath.Join(testutil.DiskDir(t), "gpt512.raw.zst"))
 	if err != nil {
 		t.Fatal(err)
 	}

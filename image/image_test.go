@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ctrlift/ctrlift/image/gpt"
-	"github.com/ctrlift/ctrlift/image/internal/fixture"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 type wantPart struct {
@@ -103,7 +103,7 @@ var fixtureDisks = []wantDisk{
 func TestFixtures(t *testing.T) {
 	for _, w := range fixtureDisks {
 		t.Run(w.name, func(t *testing.T) {
-			path := fixture.Raw(t, w.name)
+			path := testutil.DiskRaw(t, w.name)
 			d, err := Open(path, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -160,7 +160,7 @@ func checkDisk(t *testing.T, d *Disk, w wantDisk) {
 
 // The partition reader must give exactly the bytes of the disk.
 func TestPartitionReader(t *testing.T) {
-	raw := fixture.Bytes(t, "gpt512")
+	raw := testutil.DiskBytes(t, "gpt512")
 	d, err := NewDisk(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestPartitionReader(t *testing.T) {
 
 func TestSelect(t *testing.T) {
 	open := func(name string) *Disk {
-		d, err := Open(fixture.Raw(t, name), Options{})
+		d, err := Open(testutil.DiskRaw(t, name), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +234,7 @@ func TestSelect(t *testing.T) {
 
 // Two partitions with one name cannot be chosen by name.
 func TestSelectAmbiguous(t *testing.T) {
-	raw := fixture.Bytes(t, "gpt512")
+	raw := testutil.DiskBytes(t, "gpt512")
 	d, err := NewDisk(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)

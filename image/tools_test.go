@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/ctrlift/ctrlift/image/gpt"
-	"github.com/ctrlift/ctrlift/image/internal/fixture"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 // listed is one partition as a partitioning tool listed it.
@@ -199,10 +199,10 @@ func comparePartitions(t *testing.T, d *Disk, ss int, parts []listed) {
 // The partition tables as sgdisk, fdisk and sfdisk listed them when
 // make-disks.sh built the fixtures, and the filesystems as blkid found them.
 func TestFixturesMatchTools(t *testing.T) {
-	dir := fixture.DiskDir(t)
+	dir := testutil.DiskDir(t)
 	for _, name := range []string{"gpt512", "gpt4k", "gpt-badprimary", "mbr", "bare-ext4", "bare-vfat", "fsmix"} {
 		t.Run(name, func(t *testing.T) {
-			d, err := Open(fixture.Raw(t, name), Options{})
+			d, err := Open(testutil.DiskRaw(t, name), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +245,7 @@ func TestFixturesMatchTools(t *testing.T) {
 // The COS node fixture: 12 partitions as in expected/gpt.txt, STATE ext4
 // above 4 GiB, read from the zstd file through the cache.
 func TestCOSNode(t *testing.T) {
-	shared := fixture.Shared(t)
+	shared := testutil.Shared(t)
 	if testing.Short() {
 		t.Skip("decompresses 5 GiB (sparse)")
 	}
@@ -296,7 +296,7 @@ func TestCOSNode(t *testing.T) {
 // The example node image of testdata/images/example (built by its
 // generate.sh with real tools) against its own sgdisk listing.
 func TestExampleNode(t *testing.T) {
-	dir := filepath.Join(fixture.Root(t), "testdata", "images", "example")
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example")
 	zst := filepath.Join(dir, "wordpress-node.raw.zst")
 	if _, err := os.Stat(zst); err != nil {
 		t.Skipf("example image not available: %v", err)

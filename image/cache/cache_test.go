@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctrlift/ctrlift/image/internal/fixture"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 func TestSniff(t *testing.T) {
@@ -92,7 +92,7 @@ func fileHash(t *testing.T, r io.Reader) [32]byte {
 // inputs makes each supported input from a 16 MiB disk fixture with the real
 // tools, in one directory, and returns it with the raw image's hash.
 func inputs(t *testing.T) (dir string, rawHash [32]byte, rawSize int64) {
-	raw := fixture.Raw(t, "gpt-badprimary")
+	raw := testutil.DiskRaw(t, "gpt-badprimary")
 	dir = t.TempDir()
 	tool(t, dir, "cp", "--sparse=always", raw, filepath.Join(dir, DiskName))
 	tool(t, dir, "zstd", "-q", "-3", "-o", "disk.raw.zst", DiskName)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ctrlift/ctrlift/image/internal/fixture"
+	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
 var le = binary.LittleEndian
@@ -33,7 +33,7 @@ func fixEntries(b []byte, off, ss int) {
 }
 
 func TestRead(t *testing.T) {
-	base := fixture.Bytes(t, "gpt512")
+	base := testutil.DiskBytes(t, "gpt512")
 	const ss = 512
 	last := len(base)/ss - 1
 	prim, back := ss, last*ss // header offsets
@@ -212,7 +212,7 @@ func TestRead(t *testing.T) {
 
 // 4096-byte sectors, including the fallback to the backup.
 func TestRead4K(t *testing.T) {
-	b := fixture.Bytes(t, "gpt4k")
+	b := testutil.DiskBytes(t, "gpt4k")
 	for _, damage := range []bool{false, true} {
 		if damage {
 			b[4096+hdrCRC]++
@@ -237,7 +237,7 @@ func TestRead4K(t *testing.T) {
 }
 
 func TestReadNotGPT(t *testing.T) {
-	mbr := fixture.Bytes(t, "mbr")
+	mbr := testutil.DiskBytes(t, "mbr")
 	for _, b := range [][]byte{nil, make([]byte, 100), make([]byte, 1024), make([]byte, 1<<20), mbr, []byte(Signature)} {
 		if _, err := Read(bytes.NewReader(b), int64(len(b))); !errors.Is(err, ErrNotGPT) {
 			t.Errorf("%d bytes: err = %v; want ErrNotGPT", len(b), err)
@@ -248,7 +248,7 @@ func TestReadNotGPT(t *testing.T) {
 // A header that claims more bytes than the reader has must not be read
 // past the end of what the caller said the size is.
 func TestReadSizeSmallerThanReader(t *testing.T) {
-	b := fixture.Bytes(t, "gpt512")
+	b := testutil.DiskBytes(t, "gpt512")
 	tab, err := Read(bytes.NewReader(b), 64<<10)
 	if err != nil {
 		t.Fatal(err)

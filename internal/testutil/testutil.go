@@ -208,3 +208,28 @@ func COSNodeSTATE(t testing.TB, image string) *ext4.FS {
 	}
 	return fsys
 }
+
+// DiskDir is where the committed partitioned-disk fixtures are
+// (testdata/images/disk, made by make-disks.sh).
+func DiskDir(t testing.TB) string {
+	return filepath.Join(RepoRoot(t), "testdata", "images", "disk")
+}
+
+// DiskRaw decompresses testdata/images/disk/<name>.raw.zst into a sparse
+// file in t.TempDir() and returns its path.
+func DiskRaw(t testing.TB, name string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), name+".raw")
+	DecompressZstd(t, filepath.Join(DiskDir(t), name+".raw.zst"), dst)
+	return dst
+}
+
+// DiskBytes returns the decompressed disk fixture <name> in memory.
+func DiskBytes(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(DiskRaw(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
