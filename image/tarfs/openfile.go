@@ -3,6 +3,7 @@ package tarfs
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -91,9 +92,10 @@ func OpenFile(path string, tmpDir string) (*FS, error) {
 }
 
 // Probe reports whether the file at path is a tar archive, plain or gzip,
-// zstd or xz compressed (by magic bytes), and names its first member. It
-// reads only the first blocks: enough to tell a tree's tar from a GCE
-// image export, whose single member is disk.raw.
+// zstd or xz compressed (by magic bytes: the ustar magic of the first
+// block, after decompression), and names its first member, "" when that
+// header does not read. It reads only the first blocks: enough to tell a
+// tree's tar from a GCE image export, whose single member is disk.raw.
 func Probe(path string) (isTar bool, first string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -111,16 +113,23 @@ func Probe(path string) (isTar bool, first string, err error) {
 	case cache.Gzip, cache.Zstd, cache.XZ:
 		dr, done, err := stream(r, format)
 		if err != nil {
-			return false, "", nil // not a readable stream: not ours to judge
+			return false, "", nil // not a readable stream: not a tar to us
 		}
 		defer done()
-		r = dr
+		block := make([]byte, 512)
+		m, _ := io.ReadFull(dr, block)
+		if cache.Sniff(block[:m]) != cache.Tar {
+			return false, "", nil // a compressed disk image
+		}
+		r = io.MultiReader(bytes.NewReader(block[:m]), dr)
 	default:
 		return false, "", nil
 	}
+	// A tar whose first header does not read is still a tar: the reader
+	// says what is wrong with it, and where.
 	hdr, err := tar.NewReader(r).Next()
 	if err != nil {
-		return false, "", nil
+		return true, "", nil
 	}
 	return true, hdr.Name, nil
 }
