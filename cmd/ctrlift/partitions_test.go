@@ -195,6 +195,11 @@ func TestTarInputKinds(t *testing.T) {
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "tree archive") || !strings.Contains(err.Error(), "no containerd root found") {
 		t.Errorf("tree tar: %v", err)
 	}
+	for _, input := range []string{filepath.Join(dir, "tree.tgz"), dir} {
+		if _, _, err := runRoot(t, "partitions", "-i", input); err == nil || !strings.Contains(err.Error(), "not a disk image") {
+			t.Errorf("partitions -i %s: %v", input, err)
+		}
+	}
 	// The fs commands read a tree as they read a partition.
 	for _, input := range []string{filepath.Join(dir, "tree.tgz"), dir} {
 		if out, errOut, err := runRoot(t, "fs", "cat", "-i", input, "/notes.txt"); err != nil || out != "hi" {

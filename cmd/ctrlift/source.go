@@ -60,6 +60,14 @@ func (s *sourceFlags) openDisk(cmd *cobra.Command) (*image.Disk, error) {
 	if s.image == "" {
 		return nil, errors.New("no image given: use -i IMAGE")
 	}
+	// Trees are not disks: say so at once instead of scanning a whole
+	// archive for a disk.raw member.
+	if fi, err := os.Stat(s.image); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory, not a disk image", s.image)
+	}
+	if isTar, first, _ := tarfs.Probe(s.image); isTar && strings.TrimPrefix(first, "./") != cache.DiskName {
+		return nil, fmt.Errorf("%s is a tar of a directory tree (first member %q), not a disk image", s.image, first)
+	}
 	opt := image.Options{NoCache: s.noCache}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		opt.Progress = f
