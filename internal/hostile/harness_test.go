@@ -292,6 +292,8 @@ func TestClassesAim(t *testing.T) {
 			want = "example-disk"
 		case "mbr":
 			want = "mbr"
+		case "tar-header":
+			want = "example-tree"
 		}
 		if effective[want] == 0 {
 			t.Errorf("class %s changed nothing on %s (effective variants per base: %v)", c.Name, want, effective)
