@@ -276,7 +276,7 @@ func TestSweep(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the harness uses Linux rlimits, SEEK_DATA and memfd")
 	}
-	// go test ./... runs a sample, every class twice (46 variants, about
+	// go test ./... runs a sample, every class twice (48 variants, about
 	// 30 s on 2 cores); .ci/run runs the full sweep after it with
 	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	n := variantsFor(Classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 2))
