@@ -196,25 +196,14 @@ func TestTarInputKinds(t *testing.T) {
 		t.Errorf("tree tar: %v", err)
 	}
 	for _, input := range []string{filepath.Join(dir, "tree.tgz"), dir} {
-		if _, _, err := runRoot(t, "partitions", "-i", input); err == nil || !strings.Contains(err.Error(), "not a disk image") {
+		if _, _, err := run(t, "partitions", "-i", input); err == nil || !strings.Contains(err.Error(), "not a disk image") {
 			t.Errorf("partitions -i %s: %v", input, err)
 		}
 	}
 	// The fs commands read a tree as they read a partition.
 	for _, input := range []string{filepath.Join(dir, "tree.tgz"), dir} {
-		if out, errOut, err := runRoot(t, "fs", "cat", "-i", input, "/notes.txt"); err != nil || out != "hi" {
+		if out, errOut, err := run(t, "fs", "cat", "-i", input, "/notes.txt"); err != nil || out != "hi" {
 			t.Errorf("fs cat -i %s: %q %v %s", input, out, err, errOut)
 		}
 	}
-}
-
-func runRoot(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errOut strings.Builder
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), errOut.String(), err
 }

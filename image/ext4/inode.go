@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"sync"
 	"time"
+
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Inode is the metadata of one file, as stored on disk.
@@ -59,36 +61,7 @@ func (in *Inode) Xattr(name string) ([]byte, bool) {
 }
 
 // FileMode converts the on-disk mode to an fs.FileMode.
-func (in *Inode) FileMode() fs.FileMode {
-	m := fs.FileMode(in.Mode & 0777)
-	if in.Mode&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if in.Mode&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if in.Mode&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	switch in.Mode & TypeMask {
-	case TypeDir:
-		m |= fs.ModeDir
-	case TypeSymlink:
-		m |= fs.ModeSymlink
-	case TypeChar:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case TypeBlock:
-		m |= fs.ModeDevice
-	case TypeFIFO:
-		m |= fs.ModeNamedPipe
-	case TypeSocket:
-		m |= fs.ModeSocket
-	case TypeRegular:
-	default:
-		m |= fs.ModeIrregular
-	}
-	return m
-}
+func (in *Inode) FileMode() fs.FileMode { return (&vfs.Inode{Mode: uint32(in.Mode)}).FileMode() }
 
 // Sparse reports whether the file has fewer bytes allocated than its size
 // (holes), judged from the block count as du would.
