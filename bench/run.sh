@@ -67,8 +67,8 @@ echo "image: $disk ($(du -h "$disk" | cut -f1) allocated); $FILES files, $BYTES 
 cat "$disk" >/dev/null   # warm the page cache: every path reads from memory
 
 read -r raw_t raw_m < <(measure dd if="$disk" of=/dev/null bs=1M skip=1 count=$((size / 1048576)))
-read -r ex_t ex_m < <(measure "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" -o /dev/null)
-read -r zs_t zs_m < <(measure "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" -o /dev/null --compress zstd)
+read -r ex_t ex_m < <(measure "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" /dev/null)
+read -r zs_t zs_m < <(measure "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" /dev/null --compress zstd)
 read -r bg_t bg_m < <(measure "$work/ctrlift" fs cat -i "$disk" "/$big")
 read -r bgraw_t _ < <(measure dd if="$disk" of=/dev/null bs=1M skip=1 count=$((bigsize / 1048576)))
 rd=$work/rdump

@@ -66,9 +66,14 @@ func TestSandboxStore(t *testing.T) {
 			if c := byID[app]; c.Kind != "container" || c.PodIP != "10.4.0.7" || c.SandboxRecord != nil {
 				t.Errorf("app container: kind %s ip %s", c.Kind, c.PodIP)
 			}
-			shown, hidden := s.SelectContainers(ListOptions{})
-			if len(shown) != 2 || hidden.Sandboxes != 2 {
-				t.Errorf("listing shows %d, hides %d sandboxes", len(shown), hidden.Sandboxes)
+			sandboxes := 0
+			for _, c := range s.Containers {
+				if c.Kind == "sandbox" {
+					sandboxes++
+				}
+			}
+			if len(s.Containers) != 4 || sandboxes != 2 {
+				t.Errorf("%d containers, %d sandboxes", len(s.Containers), sandboxes)
 			}
 		})
 	}

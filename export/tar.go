@@ -11,7 +11,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -38,34 +37,6 @@ type Stats struct {
 	Bytes     int64 // file content bytes written
 	Skipped   []string
 	TarSHA256 string // of the uncompressed tar stream
-}
-
-// ManifestEntry is one line of the manifest. Paths are absolute inside the
-// container ("/etc/passwd"); xattr values are base64.
-type ManifestEntry struct {
-	Path   string `json:"path"`
-	Type   string `json:"type"`
-	Mode   string `json:"mode"`
-	UID    uint32 `json:"uid"`
-	GID    uint32 `json:"gid"`
-	Size   *int64 `json:"size,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
-	// SHA256Omitted says why a file has no digest (only sparse files past
-	// the hashing budget, see maxHashedHoles).
-	SHA256Omitted string            `json:"sha256_omitted,omitempty"`
-	Target        *string           `json:"target,omitempty"`
-	MtimeNs       int64             `json:"mtime_ns"`
-	AtimeNs       int64             `json:"atime_ns"`
-	CtimeNs       int64             `json:"ctime_ns"`
-	CrtimeNs      *int64            `json:"crtime_ns,omitempty"` // ext4 creation time, which tar cannot carry
-	Inode         uint64            `json:"inode,omitempty"`     // in its layer's filesystem
-	Rdev          string            `json:"rdev,omitempty"`
-	HardlinkTo    string            `json:"hardlink_to,omitempty"`
-	Xattrs        map[string]string `json:"xattrs_b64,omitempty"`
-	Sparse        bool              `json:"sparse,omitempty"`
-	Whiteout      bool              `json:"whiteout,omitempty"`
-	Opaque        bool              `json:"opaque,omitempty"`
-	Layer         string            `json:"layer,omitempty"`
 }
 
 // linkKey identifies an inode: hardlinks exist only within one layer.
@@ -181,7 +152,7 @@ func (w *writer) marker(p string, in *vfs.Inode, layer string) error {
 	w.stats.Files++
 	if w.enc != nil {
 		dir, name := path.Split(p)
-		me := ManifestEntry{Path: "/" + strings.TrimPrefix(dir+name, "./"), Type: "file", Mode: "0000", MtimeNs: in.Mtime.UnixNano(), Layer: layer}
+		me := Record{Path: "/" + strings.TrimPrefix(dir+name, "./"), Type: "file", Mode: "0000", MtimeNs: in.Mtime.UnixNano(), Layer: layer}
 		if name == ".wh..wh..opq" {
 			me.Opaque = true
 		} else {
@@ -246,12 +217,12 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 		ChangeTime: in.Ctime,
 		Format:     tar.FormatPAX,
 	}
-	me := ManifestEntry{Path: manifestPath(p), Type: kind, Mode: fmt.Sprintf("%04o", in.Mode&0o7777), UID: in.Uid, GID: in.Gid,
-		MtimeNs: in.Mtime.UnixNano(), AtimeNs: in.Atime.UnixNano(), CtimeNs: in.Ctime.UnixNano(), Inode: in.Ino, Layer: layer}
-	if in.HasCrtime {
-		ns := in.Crtime.UnixNano()
-		me.CrtimeNs = &ns
+	me, err := NewRecord(manifestPath(p), in, fsys)
+	if err != nil {
+		return fmt.Errorf("export: %s: %w", manifestPath(p), err)
 	}
+	me.Layer = layer
+	me.Sparse = false // set below for the files whose data is written
 	var data vfs.File
 	var spans []span // non-nil: a sparse entry
 	var link *linkInfo
@@ -288,30 +259,19 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 			hdr.Size = in.Size
 			me.Sparse = in.Sparse()
 		}
-		size := in.Size
-		me.Size = &size
 	case tar.TypeSymlink:
-		t, err := fsys.LinkTarget(in)
-		if err != nil {
-			return fmt.Errorf("export: %s: %w", me.Path, err)
-		}
-		hdr.Linkname = t
-		me.Target = &t
-		size := int64(len(t))
-		me.Size = &size
+		hdr.Linkname = *me.Target
 	case tar.TypeChar, tar.TypeBlock:
 		hdr.Devmajor, hdr.Devminor = int64(in.RdevMajor), int64(in.RdevMinor)
-		me.Rdev = fmt.Sprintf("%d:%d", in.RdevMajor, in.RdevMinor)
 	}
 	if len(in.Xattrs) > 0 {
 		hdr.PAXRecords = map[string]string{}
-		me.Xattrs = map[string]string{}
 		for _, x := range in.Xattrs {
 			if w.internal(x.Name) {
+				delete(me.Xattrs, x.Name)
 				continue
 			}
 			hdr.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
-			me.Xattrs[x.Name] = base64.StdEncoding.EncodeToString(x.Value)
 		}
 		if len(me.Xattrs) == 0 {
 			me.Xattrs = nil

@@ -318,7 +318,7 @@ func (d *Disk) Select(spec string) (*Partition, error) {
 			}
 		}
 		if best == nil {
-			return nil, fmt.Errorf("image: %s: no partition named or labelled STATE and no ext2/3/4 filesystem; use -p with one of: %s", d.name(), d.describe())
+			return nil, fmt.Errorf("image: %s: no partition named or labelled STATE and no ext2/3/4 filesystem; select one of: %s", d.name(), d.describe())
 		}
 		return best, nil
 	}

@@ -216,7 +216,7 @@ func TestSelect(t *testing.T) {
 		{mbr, "5", 5, ""},
 		{mbr, "logical5", 5, ""},
 		{bare, "0", 0, ""},
-		{bare, "", 0, "no ext2/3/4 filesystem; use -p with one of: 0 vfat label \"BAREFAT\""},
+		{bare, "", 0, "no ext2/3/4 filesystem; select one of: 0 vfat label \"BAREFAT\""},
 	}
 	for _, tt := range tests {
 		p, err := tt.d.Select(tt.spec)

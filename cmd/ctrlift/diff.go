@@ -1,150 +1,120 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ctrlift/ctrlift/export"
-	"github.com/ctrlift/ctrlift/layers"
+	"github.com/ctrlift/ctrlift/node"
 )
 
-// diffRow is one changed path, for table and JSON output.
-type diffRow struct {
-	Change  string `json:"change"` // added, modified, deleted
-	Path    string `json:"path"`
-	Type    string `json:"type"`
-	Mode    string `json:"mode"`
-	UID     uint32 `json:"uid"`
-	GID     uint32 `json:"gid"`
-	Size    int64  `json:"size"`
-	Mtime   string `json:"mtime"`
-	MtimeNs int64  `json:"mtime_ns"`
-	SHA256  string `json:"sha256,omitempty"`
-	// SHA256Omitted says why a file has no digest: a sparse file past the
-	// hashing budget (see export.Digester).
-	SHA256Omitted string  `json:"sha256_omitted,omitempty"`
-	Target        *string `json:"target,omitempty"`
-	Layer         string  `json:"layer"`
-}
-
-func newDiffCmd() *cobra.Command {
-	var src sourceFlags
-	var cf ctrdFlags
+func newDiffCmd(g *globalFlags) *cobra.Command {
+	var p printFlags
 	var allowMissing bool
 	cmd := &cobra.Command{
 		Use:   "diff REF",
 		Short: "List what a container added, modified and deleted relative to its image, without mounting",
 		Long: `List the paths a container's writable layer added, modified or deleted
-relative to its image layers, with type, size, mtime and sha256 (of the
-container's version; for deletions, of the version the image had). Symlinks
-are never followed. REF is as for "info container".`,
+relative to its image layers, with type, mode, owner, size, mtime and
+sha256 (of the container's version; for deletions, of the version the
+image had). Symlinks are never followed. REF is as for "info container".
+-o json and jsonl give one record per path (README, "Records").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(cf.output, "table", "json", "jsonl"); err != nil {
-				return err
-			}
-			st, fsys, done, err := loadStateFS(cmd, &src, &cf)
+			n, err := g.state(cmd)
 			if err != nil {
 				return err
 			}
-			defer done()
-			c, err := st.ResolveIn(cf.namespace, args[0])
+			defer n.Close()
+			c, err := n.Resolve(args[0])
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "container %s\n", printable(c.Describe()))
-			if c.LayersError != "" && len(c.Layers) == 0 {
-				// As export says it: why the chain is empty.
-				return fmt.Errorf("container %s: snapshot chain: %s", c.ID, c.LayersError)
-			}
-			ls, err := toLayers(fsys, c.Layers, allowMissing)
-			if err != nil {
-				return fmt.Errorf("container %s: %w", c.ID, err)
-			}
-			var lower *layers.Merged
-			if len(ls) > 1 {
-				if lower, err = layers.New(ls[1:], layers.Options{AllowMissing: allowMissing}); err != nil {
-					return err
-				}
-			}
-			changes, err := layers.Diff(ls[0], lower, layers.Options{})
-			if err != nil {
-				return err
-			}
-			rows := make([]diffRow, 0, len(changes))
-			dg := export.NewDigester()
-			for _, ch := range changes {
-				r, err := toDiffRow(ch, dg)
-				if err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
+			inform(cmd, "container %s", printable(node.Describe(c)))
 			out := cmd.OutOrStdout()
-			switch cf.output {
-			case "json":
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				return enc.Encode(rows)
+			opt := node.LayerOptions{AllowMissing: allowMissing}
+			switch p.format {
 			case "jsonl":
-				enc := json.NewEncoder(out)
-				enc.SetEscapeHTML(false)
-				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
+				enc := newJSON(out, false)
+				return n.DiffContainer(c, opt, func(r export.Record) error { return enc.Encode(r) })
+			case "json":
+				rows := []export.Record{}
+				if err := n.DiffContainer(c, opt, func(r export.Record) error { rows = append(rows, r); return nil }); err != nil {
+					return err
 				}
-				return nil
+				return newJSON(out, true).Encode(rows)
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "CHANGE\tPATH\tTYPE\tMODE\tUID:GID\tSIZE\tMTIME\tSHA256")
-			for _, r := range rows {
-				p := r.Path
-				if r.Target != nil {
-					p += " -> " + *r.Target
-				}
-				sum := r.SHA256
-				if len(sum) > 16 {
-					sum = sum[:16]
-				}
-				if r.SHA256Omitted != "" {
-					sum = "(not hashed)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d:%d\t%d\t%s\t%s\n", r.Change, printableCell(p), r.Type, r.Mode, r.UID, r.GID, r.Size, r.Mtime, sum)
+			fmt.Fprintln(tw, "CHANGE\tPATH\tMODE\tUID:GID\tSIZE\tMTIME\tSHA256")
+			err = n.DiffContainer(c, opt, func(r export.Record) error {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d:%d\t%s\t%s\t%s\n", r.Change, printableCell(recordName(r)), recordMode(r), r.UID, r.GID, recordSize(r), whenNs(r.MtimeNs), recordSum(r, &p))
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			return tw.Flush()
 		},
 	}
-	src.register(cmd)
-	cf.register(cmd)
-	cmd.Flags().BoolVar(&allowMissing, "allow-missing-layers", false, "skip image layers whose content is not on disk")
+	p.register(cmd, listFormats, true)
+	registerAllowMissing(cmd, &allowMissing)
 	return cmd
 }
 
-func toDiffRow(ch layers.Change, dg *export.Digester) (diffRow, error) {
-	in := ch.Entry.Inode
-	r := diffRow{
-		Change: ch.Kind.String(), Path: ch.Path, Type: typeName(in), Mode: fmt.Sprintf("%04o", in.Mode&0o7777),
-		UID: in.Uid, GID: in.Gid, Size: in.Size, Mtime: rfc3339(in.Mtime), MtimeNs: in.Mtime.UnixNano(),
-		Layer: ch.Entry.LayerName,
+// recordName is a path as ls -l shows it: "link -> target".
+func recordName(r export.Record) string {
+	if r.Target != nil {
+		return r.Path + " -> " + *r.Target
 	}
+	return r.Path
+}
+
+// recordMode is a record's type and mode as ls -l prints them.
+func recordMode(r export.Record) string {
+	var perm uint32
+	fmt.Sscanf(r.Mode, "%o", &perm)
+	return lsMode(typeBits(r.Type) | perm)
+}
+
+func typeBits(t string) uint32 {
+	switch t {
+	case "file":
+		return 0o100000
+	case "dir":
+		return 0o040000
+	case "symlink":
+		return 0o120000
+	case "char":
+		return 0o020000
+	case "block":
+		return 0o060000
+	case "fifo":
+		return 0o010000
+	case "socket":
+		return 0o140000
+	}
+	return 0
+}
+
+// recordSize is the size column: bytes, or major,minor for a device.
+func recordSize(r export.Record) string {
 	switch {
-	case in.IsRegular():
-		var err error
-		r.SHA256, r.SHA256Omitted, err = dg.Sum(ch.Entry.FS(), in)
-		if err != nil {
-			return r, fmt.Errorf("%s: %w", ch.Path, err)
-		}
-	case in.IsSymlink():
-		t, err := ch.Entry.LinkTarget()
-		if err != nil {
-			return r, fmt.Errorf("%s: %w", ch.Path, err)
-		}
-		r.Target = &t
+	case r.Rdev != "":
+		return r.Rdev
+	case r.Size != nil:
+		return fmt.Sprint(*r.Size)
 	}
-	return r, nil
+	return ""
+}
+
+func recordSum(r export.Record, p *printFlags) string {
+	switch {
+	case r.SHA256Omitted != "":
+		return "(not hashed)"
+	case r.SHA256 == "":
+		return ""
+	}
+	return p.short(r.SHA256)
 }

@@ -98,7 +98,7 @@ func TestDirectoryInput(t *testing.T) {
 		var manifests [3]string
 		for i, input := range []string{zst, copyDir, tarFile} {
 			manifests[i] = filepath.Join(dir, id[:12]+[]string{"-image", "-dir", "-tar"}[i]+".jsonl")
-			if _, errOut, err := run(t, "export", "-q", "-i", input, "-n", c["namespace"].(string), id, "-o", os.DevNull, "--manifest", manifests[i]); err != nil {
+			if _, errOut, err := run(t, "export", "-q", "-i", input, "-n", c["namespace"].(string), id, os.DevNull, "--manifest", manifests[i]); err != nil {
 				t.Fatalf("export %s from %s: %v %s", id, input, err, errOut)
 			}
 		}
@@ -116,7 +116,7 @@ func TestDirectoryInput(t *testing.T) {
 	}
 	r := runner{bin: ctrliftBinary(t), dir: scratch(t), uid: 65534}
 	r.cache = r.dir
-	errOut, err := r.run(t, nil, "export", "-i", copyDir, "--layer-dirs", "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/10/fs", "-o", os.DevNull)
+	errOut, err := r.run(t, nil, "export", "-i", copyDir, "--layer-dirs", "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/10/fs", os.DevNull)
 	if err == nil || !strings.Contains(errOut, "trusted.overlay.* xattrs, which only root (CAP_SYS_ADMIN) can read") {
 		t.Errorf("unprivileged merge of a directory: %v %q", err, errOut)
 	}

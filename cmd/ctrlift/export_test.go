@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ctrlift/ctrlift/export"
+	"github.com/ctrlift/ctrlift/internal/safeout"
+	"github.com/ctrlift/ctrlift/node"
 )
 
 const frontend = "prod/frontend-7d9c8b5f4-x2x9z/frontend"
@@ -15,10 +20,10 @@ func TestExportCLI(t *testing.T) {
 	img := cosImage(t)
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.tar"), filepath.Join(dir, "b.tar.zst")
-	if _, errOut, err := run(t, "export", "-i", img, frontend, "-o", a, "--manifest", filepath.Join(dir, "a.jsonl")); err != nil {
+	if _, errOut, err := run(t, "export", "-i", img, frontend, a, "--manifest", filepath.Join(dir, "a.jsonl")); err != nil {
 		t.Fatal(err, errOut)
 	}
-	_, errOut, err := run(t, "export", "-n", "k8s.io", "-i", img, "350ec3c2", "-o", b)
+	_, errOut, err := run(t, "export", "-n", "k8s.io", "-i", img, "350ec3c2", b)
 	if err != nil {
 		t.Fatal(err, errOut)
 	}
@@ -45,8 +50,8 @@ func TestExportCLI(t *testing.T) {
 	if !evil {
 		t.Error("manifest lacks /tmp/evil.sh from layer 10 with its digest")
 	}
-	// -o - writes the same tar to stdout.
-	out, _, err := run(t, "export", "-q", "-i", img, "containerd://350ec3c288e914e6f883e41d23ea437e9ebee7c3cb9842efb4fd0806e4ae65b7", "-o", "-")
+	// - writes the same tar to stdout.
+	out, _, err := run(t, "export", "-q", "-i", img, "containerd://350ec3c288e914e6f883e41d23ea437e9ebee7c3cb9842efb4fd0806e4ae65b7", "-")
 	if err != nil || !bytes.Equal([]byte(out), ta) {
 		t.Errorf("stdout export differs from the file export (err %v)", err)
 	}
@@ -55,11 +60,11 @@ func TestExportCLI(t *testing.T) {
 func TestExportAllCLI(t *testing.T) {
 	img := cosImage(t)
 	dir := filepath.Join(t.TempDir(), "out")
-	_, errOut, err := run(t, "export", "-i", img, "--all", "-d", dir, "--hash-input")
+	_, errOut, err := run(t, "export", "-i", img, "-d", dir, "--hash-input")
 	if err != nil {
 		t.Fatal(err, errOut)
 	}
-	var index exportIndex
+	var index node.Index
 	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -117,21 +122,25 @@ func TestExportAllCLI(t *testing.T) {
 	// Provenance: the input, the partition read and the tool.
 	raw, _ := os.ReadFile(img)
 	fi, _ := os.Stat(img)
-	if index.Input.Path != img || index.Input.Size != fi.Size() || index.Input.SHA256 != sha(raw) || index.Input.Compression != "zstd" ||
-		index.Input.Partition == nil || index.Input.Partition.Label != "STATE" || index.Tool.Name != "ctrlift" || index.Tool.Go == "" ||
-		index.ContainerdRoot != "var/lib/containerd" {
-		t.Errorf("provenance: %+v %+v %+v", index.Input, index.Input.Partition, index.Tool)
+	if len(index.Inputs) != 1 {
+		t.Fatalf("inputs: %+v", index.Inputs)
+	}
+	in := index.Inputs[0]
+	if in.Path != img || in.Size != fi.Size() || in.SHA256 != sha(raw) || in.Compression != "zstd" || in.Kind != "disk image" ||
+		in.Partition == nil || in.Partition.Label != "STATE" || index.Tool.Name != "ctrlift" || index.Tool.Go == "" ||
+		index.RuntimeRoot != "var/lib/containerd" {
+		t.Errorf("provenance: %+v %+v %+v", in, in.Partition, index.Tool)
 	}
 	if !strings.Contains(string(b), "k8s.io_prod_frontend-7d9c8b5f4-x2x9z_frontend_350ec3c288e9.tar") {
 		t.Errorf("file naming: %s", b)
 	}
 	// The same input gives the same index, byte for byte, and a full
 	// directory is not reused without --force.
-	if _, _, err := run(t, "export", "-q", "-i", img, "--all", "-d", dir, "--hash-input"); err == nil || !strings.Contains(err.Error(), "not empty; --force") {
+	if _, _, err := run(t, "export", "-q", "-i", img, "-d", dir, "--hash-input"); !errors.Is(err, safeout.ErrExists) {
 		t.Errorf("non-empty --dir reused: %v", err)
 	}
 	again := filepath.Join(t.TempDir(), "again")
-	if _, _, err := run(t, "export", "-q", "-i", img, "--all", "-d", again, "--hash-input"); err != nil {
+	if _, _, err := run(t, "export", "-q", "-i", img, "-d", again, "--hash-input"); err != nil {
 		t.Fatal(err)
 	}
 	if b2, _ := os.ReadFile(filepath.Join(again, "index.json")); !bytes.Equal(b, b2) {
@@ -154,7 +163,7 @@ func TestDiffCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, errOut)
 	}
-	var rows []diffRow
+	var rows []export.Record
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +184,7 @@ func TestExportRefusesMissingLayers(t *testing.T) {
 	// A layer directory that does not exist is an error naming it, and
 	// no output is left behind.
 	out := filepath.Join(dir, "x.tar")
-	_, _, err := run(t, "export", "-q", "-i", img, "--layer-dirs", "var/lib/containerd/nope:var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs", "-o", out)
+	_, _, err := run(t, "export", "-q", "-i", img, "--layer-dirs", "var/lib/containerd/nope:var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/1/fs", out)
 	if err == nil || !strings.Contains(err.Error(), "var/lib/containerd/nope") {
 		t.Fatalf("err = %v", err)
 	}

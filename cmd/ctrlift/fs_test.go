@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctrlift/ctrlift/export"
 	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
@@ -96,12 +97,12 @@ func TestFSStatJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, errOut)
 	}
-	var st inodeJSON
+	var st export.Record
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Type != "dir" || st.Mode != "0755" || st.CrtimeNs == nil || len(st.Xattrs) != 1 ||
-		st.Xattrs[0].Name != "trusted.overlay.opaque" || st.Xattrs[0].Value != "eQ==" {
+		st.Xattrs["trusted.overlay.opaque"] != "eQ==" {
 		t.Errorf("unexpected stat: %s", out)
 	}
 }

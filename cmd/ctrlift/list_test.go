@@ -145,9 +145,10 @@ func TestListOthers(t *testing.T) {
 		want []string
 	}{
 		{[]string{"list", "namespaces"}, []string{"default", "k8s.io"}},
-		{[]string{"list", "images", "-n", "k8s.io"}, []string{"us-central1-docker.pkg.dev/acme-prod/web/frontend:1.4.2", "1491917"}},
+		{[]string{"list", "images", "-n", "k8s.io"}, []string{"us-central1-docker.pkg.dev/acme-prod/web/frontend:1.4.2", "1.4 MiB"}},
 		{[]string{"list", "snapshots", "-n", "default"}, []string{"native-box", "io.containerd.snapshotter.v1.native/snapshots/2 "}},
-		{[]string{"list", "content", "-n", "default"}, []string{"sha256:597bbd6417c487434ff632af28981037e553640f36ec5c52ab7ba699182b0217", "1490552", "yes"}},
+		{[]string{"list", "content", "-n", "default", "--no-trunc"}, []string{"sha256:597bbd6417c487434ff632af28981037e553640f36ec5c52ab7ba699182b0217", "1.4 MiB", "yes"}},
+		{[]string{"list", "content", "-n", "default"}, []string{"sha256:597bbd6417c4 "}},
 	} {
 		out, errOut, err := run(t, append(tt.args, "-i", img)...)
 		if err != nil {
@@ -245,7 +246,7 @@ func TestListLooseDB(t *testing.T) {
 	if len(rows) != 2 || !strings.Contains(errOut, "on loose database") {
 		t.Errorf("%d containers; stderr %s", len(rows), errOut)
 	}
-	if _, _, err := run(t, "export", "-i", db, "debug", "-o", filepath.Join(t.TempDir(), "x.tar")); err == nil || !strings.Contains(err.Error(), "holds no layers") {
+	if _, _, err := run(t, "export", "-i", db, "debug", filepath.Join(t.TempDir(), "x.tar")); err == nil || !strings.Contains(err.Error(), "holds no layers") {
 		t.Errorf("export from a loose database: %v", err)
 	}
 	if shared := filepath.Join(testutil.RepoRoot(t), "..", "shared", "realworld", "container-explorer", "dfirlabs", "meta.db"); fileExists(shared) {

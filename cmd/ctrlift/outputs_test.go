@@ -163,21 +163,21 @@ func TestExportNeverWritesInput(t *testing.T) {
 				os.Chmod(cache, 0o777)
 				r := runner{bin: bin, dir: dir, cache: cache, uid: uid}
 				// A good export first: it also makes the cache copy.
-				if errOut, err := r.run(t, nil, "export", "-q", "-i", in, "--layer-dirs", ".", "-o", "ok.tar"); err != nil {
+				if errOut, err := r.run(t, nil, "export", "-q", "-i", in, "--layer-dirs", ".", "ok.tar"); err != nil {
 					t.Fatalf("export: %v\n%s", err, errOut)
 				}
 				sum := fileSum(t, in)
 				before, _ := os.Stat(in)
 				targets := [][]string{
-					{"-o", in}, {"-o", "evidence." + kind}, {"-o", "./link"}, {"-o", "hard"},
-					{"-o", "x.tar", "--manifest", in}, {"-o", "x.tar", "--manifest", "hard"},
+					{in}, {"evidence." + kind}, {"./link"}, {"hard"},
+					{"x.tar", "--manifest", in}, {"x.tar", "--manifest", "hard"},
 				}
 				if kind == "zst" {
 					copies, _ := filepath.Glob(filepath.Join(cache, "ctrlift", "*.raw"))
 					if len(copies) != 1 {
 						t.Fatalf("cache holds %v", copies)
 					}
-					targets = append(targets, []string{"-o", copies[0]}, []string{"-o", filepath.Join(cache, "ctrlift", "new.tar")})
+					targets = append(targets, []string{copies[0]}, []string{filepath.Join(cache, "ctrlift", "new.tar")})
 				}
 				for _, tgt := range targets {
 					for _, force := range []bool{false, true} {
@@ -192,7 +192,7 @@ func TestExportNeverWritesInput(t *testing.T) {
 					}
 				}
 				// Also through the symlink as the input's name.
-				if errOut, err := r.run(t, nil, "export", "-i", "link", "--layer-dirs", ".", "-o", "hard", "--force"); err == nil {
+				if errOut, err := r.run(t, nil, "export", "-i", "link", "--layer-dirs", ".", "hard", "--force"); err == nil {
 					t.Errorf("-i link -o hard: %s", errOut)
 				}
 				// Standard output appended to the evidence (`>> evidence`):
@@ -202,7 +202,7 @@ func TestExportNeverWritesInput(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					errOut, err := r.run(t, f, "export", "-i", in, "--layer-dirs", ".", "-o", "-")
+					errOut, err := r.run(t, f, "export", "-i", in, "--layer-dirs", ".", "-")
 					f.Close()
 					if err == nil || !strings.Contains(errOut, "refusing to write to standard output") {
 						t.Errorf(">> evidence: err %v, stderr %q", err, errOut)
@@ -234,38 +234,38 @@ func TestExportOutputRules(t *testing.T) {
 	export := func(args ...string) (string, error) {
 		return r.run(t, nil, append([]string{"export", "-q", "-i", in, "--layer-dirs", "."}, args...)...)
 	}
-	if errOut, err := export("-o", "a.tar", "--manifest", "a.jsonl"); err != nil {
+	if errOut, err := export("a.tar", "--manifest", "a.jsonl"); err != nil {
 		t.Fatal(err, errOut)
 	}
 	want := fileSum(t, filepath.Join(dir, "a.tar"))
 	os.WriteFile(filepath.Join(dir, "b.tar"), []byte("keep me"), 0o644)
-	if errOut, err := export("-o", "b.tar"); err == nil || !strings.Contains(errOut, "b.tar exists; --force replaces it") {
+	if errOut, err := export("b.tar"); err == nil || !strings.Contains(errOut, "b.tar exists: not replaced unless forced (--force replaces it)") {
 		t.Errorf("existing output: %v %q", err, errOut)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "b.tar")); string(b) != "keep me" {
 		t.Error("an existing output was overwritten without --force")
 	}
-	if errOut, err := export("-o", "b.tar", "--force"); err != nil || fileSum(t, filepath.Join(dir, "b.tar")) != want {
+	if errOut, err := export("b.tar", "--force"); err != nil || fileSum(t, filepath.Join(dir, "b.tar")) != want {
 		t.Errorf("--force: %v %q", err, errOut)
 	}
 	for _, args := range [][]string{
-		{"-o", "c.tar", "--manifest", "c.tar"},
-		{"-o", "c.tar", "--manifest", "./c.tar"},
-		{"-o", "c.tar", "--manifest", filepath.Join(dir, "c.tar")},
+		{"c.tar", "--manifest", "c.tar"},
+		{"c.tar", "--manifest", "./c.tar"},
+		{"c.tar", "--manifest", filepath.Join(dir, "c.tar")},
 	} {
 		if errOut, err := export(args...); err == nil || !strings.Contains(errOut, "name the same file") {
 			t.Errorf("%v: %v %q", args, err, errOut)
 		}
 	}
 	// A failed export leaves no output and no temporary file.
-	if _, err := export("-o", "d.tar", "--manifest", "d.jsonl", "--layer-dirs", "nope"); err == nil {
+	if _, err := export("d.tar", "--manifest", "d.jsonl", "--layer-dirs", "nope"); err == nil {
 		t.Error("export of a missing layer directory succeeded")
 	}
 	if got := listDir(t, dir); got != "a.jsonl a.tar b.tar" {
 		t.Errorf("after a failed export the directory holds %s", got)
 	}
 	// Non-regular targets are written in place, without --force.
-	if errOut, err := export("-o", os.DevNull); err != nil {
+	if errOut, err := export(os.DevNull); err != nil {
 		t.Errorf("-o /dev/null: %v %q", err, errOut)
 	}
 	fifo := filepath.Join(dir, "fifo")
@@ -284,7 +284,7 @@ func TestExportOutputRules(t *testing.T) {
 		io.Copy(h, f)
 		got <- hex.EncodeToString(h.Sum(nil))
 	}()
-	if errOut, err := export("-o", fifo, "--compress", "none"); err != nil {
+	if errOut, err := export(fifo, "--compress", "none"); err != nil {
 		t.Errorf("-o FIFO: %v %q", err, errOut)
 	}
 	if s := <-got; s != want {

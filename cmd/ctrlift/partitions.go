@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,44 +12,67 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ctrlift/ctrlift/image"
+	"github.com/ctrlift/ctrlift/node"
 )
 
-func newPartitionsCmd() *cobra.Command {
-	var src sourceFlags
-	var output string
+func newPartitionsCmd(g *globalFlags) *cobra.Command {
+	var p printFlags
 	cmd := &cobra.Command{
-		Use:   "partitions -i IMAGE [-o table|json]",
+		Use:   "partitions",
 		Short: "List the partitions and filesystems of a disk image",
-		Long: `List the partition table of a disk image like fdisk -l: layout (gpt, mbr, or none
-for a bare filesystem), logical sector size, warnings (damaged primary GPT, truncated
-image, ...), then one line per partition with its filesystem as found by its magic
-numbers. START and SIZE are in bytes.`,
+		Long: `List the partition table of each disk image given with -i, like fdisk -l:
+layout (gpt, mbr, or none for a bare filesystem), logical sector size,
+warnings (damaged primary GPT, truncated image, ...), then one line per
+partition with its filesystem as found by its magic numbers. START is in
+bytes. -o json gives an array of the disks with their partitions; jsonl one disk per line.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("unknown output format %q: use table or json", output)
+			if len(g.inputs) == 0 {
+				return errors.New("no input given: use -i IMAGE")
 			}
-			d, err := src.openDisk(cmd)
-			if err != nil {
-				return err
+			var disks []*image.Disk
+			defer func() {
+				for _, d := range disks {
+					d.Close()
+				}
+			}()
+			for _, in := range g.inputs {
+				d, err := node.OpenDisk(in, g.options(cmd))
+				if err != nil {
+					return err
+				}
+				disks = append(disks, d)
 			}
-			defer d.Close()
 			w := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(d)
+			switch p.format {
+			case "json":
+				return newJSON(w, true).Encode(disks)
+			case "jsonl":
+				enc := newJSON(w, false)
+				for _, d := range disks {
+					if err := enc.Encode(d); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
-			return writePartitionTable(w, d)
+			for i, d := range disks {
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				if err := writePartitionTable(w, d); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
-	src.registerImage(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	p.register(cmd, listFormats, false)
 	return cmd
 }
 
 func writePartitionTable(w io.Writer, d *image.Disk) error {
-	fmt.Fprintf(w, "Disk %s: %s, %d bytes\n", d.Path, partIEC(d.Size), d.Size)
+	fmt.Fprintf(w, "Disk %s: %s, %d bytes\n", d.Path, node.FormatBytes(d.Size), d.Size)
 	if d.Compression != "" {
 		where := d.RawPath
 		if where == "" {
@@ -69,7 +92,7 @@ func writePartitionTable(w io.Writer, d *image.Disk) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NUMBER\tNAME\tTYPE\tSTART\tSIZE\tFS\tLABEL\tUUID")
 	for _, p := range d.Partitions {
-		size := partIEC(p.Size)
+		size := node.FormatBytes(p.Size)
 		if p.Truncated {
 			size += " (truncated)"
 		}
@@ -93,18 +116,4 @@ func partCell(s string) string {
 		}
 	}
 	return s
-}
-
-// partIEC formats a byte count with binary units, as fdisk does.
-func partIEC(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/ctrlift/ctrlift/image"
 	"github.com/ctrlift/ctrlift/internal/testutil"
 )
@@ -28,11 +26,11 @@ func diskFixture(t *testing.T, name string) string {
 
 func runPartitions(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := newPartitionsCmd()
+	cmd := newRootCmd()
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
+	cmd.SetArgs(append([]string{"partitions"}, args...))
 	err := cmd.Execute()
 	return out.String(), errOut.String(), err
 }
@@ -65,10 +63,11 @@ func TestPartitionsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d image.Disk
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatal(err)
+	var ds []image.Disk
+	if err := json.Unmarshal([]byte(out), &ds); err != nil || len(ds) != 1 {
+		t.Fatal(err, len(ds))
 	}
+	d := ds[0]
 	if d.Layout != "mbr" || len(d.Partitions) != 5 || d.Compression != "zstd" {
 		t.Fatalf("%+v", d)
 	}
@@ -77,8 +76,9 @@ func TestPartitionsJSON(t *testing.T) {
 		t.Errorf("partition 5: %+v", p)
 	}
 	// Every field is present, in snake_case.
-	var raw map[string]any
-	json.Unmarshal([]byte(out), &raw)
+	var raws []map[string]any
+	json.Unmarshal([]byte(out), &raws)
+	raw := raws[0]
 	part := raw["partitions"].([]any)[0].(map[string]any)
 	for _, k := range []string{"number", "name", "guid", "type_guid", "mbr_type", "type", "start", "size", "attributes", "bootable", "logical", "truncated", "fs"} {
 		if _, ok := part[k]; !ok {
@@ -93,7 +93,7 @@ func TestPartitionsJSON(t *testing.T) {
 }
 
 func TestPartitionsErrors(t *testing.T) {
-	if _, _, err := runPartitions(t); err == nil || !strings.Contains(err.Error(), "no image given") {
+	if _, _, err := runPartitions(t); err == nil || !strings.Contains(err.Error(), "no input given") {
 		t.Errorf("without -i: %v", err)
 	}
 	if _, _, err := runPartitions(t, "-i", diskFixture(t, "mbr"), "-o", "yaml"); err == nil || !strings.Contains(err.Error(), `unknown output format "yaml"`) {
@@ -101,62 +101,6 @@ func TestPartitionsErrors(t *testing.T) {
 	}
 	if _, _, err := runPartitions(t, "-i", filepath.Join(t.TempDir(), "missing.raw")); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing image: %v", err)
-	}
-}
-
-// open: the selected partition's ext4, and clear errors otherwise.
-func TestSourceOpen(t *testing.T) {
-	run := func(args ...string) (*openedSource, string, error) {
-		var src sourceFlags
-		var opened *openedSource
-		cmd := &cobra.Command{Use: "x", RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			opened, err = src.open(cmd)
-			return err
-		}}
-		src.register(cmd)
-		var errOut bytes.Buffer
-		cmd.SetErr(&errOut)
-		cmd.SetOut(&errOut)
-		cmd.SetArgs(args)
-		cmd.SilenceUsage, cmd.SilenceErrors = true, true
-		err := cmd.Execute()
-		return opened, errOut.String(), err
-	}
-	gpt := diskFixture(t, "gpt512")
-	o, _, err := run("-i", gpt, "--no-cache")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Partition.Number != 1 || !strings.HasPrefix(o.Describe(), `partition 1 "STATE" (ext4, label "state-fs", 16.0 MiB at byte 1048576)`) {
-		t.Errorf("default partition: %s", o.Describe())
-	}
-	if !strings.Contains(o.Others(), `partition 3 "DATA" (ext3, label "datavol"`) || strings.Contains(o.Others(), `"STATE"`) {
-		t.Errorf("others: %s", o.Others())
-	}
-	if _, err := o.FS.Stat("lost+found"); err != nil {
-		t.Errorf("ext4 of STATE: %v", err)
-	}
-	o.Close()
-
-	o, _, err = run("-i", gpt, "--no-cache", "-p", "datavol")
-	if err != nil || o.Partition.Number != 3 {
-		t.Errorf("-p datavol: %v", err)
-	} else {
-		o.Close()
-	}
-	if _, _, err := run("-i", gpt, "--no-cache", "-p", "EFI-SYSTEM"); err == nil || !strings.Contains(err.Error(), `partition 2 "EFI-SYSTEM" (vfat, label "EFI", 8.0 MiB at byte 17825792) is not an ext2/3/4 filesystem`) {
-		t.Errorf("-p EFI-SYSTEM: %v", err)
-	}
-	if _, _, err := run("-i", gpt, "--no-cache", "-p", "nope"); err == nil || !strings.Contains(err.Error(), `no partition with number, name or label "nope"`) {
-		t.Errorf("-p nope: %v", err)
-	}
-	o, stderr, err := run("-i", diskFixture(t, "gpt-badprimary"), "--no-cache")
-	if err != nil || !strings.HasPrefix(stderr, "ctrlift: warning: primary GPT at LBA 1 is invalid") {
-		t.Errorf("warnings on stderr: %q, %v", stderr, err)
-	}
-	if o != nil {
-		o.Close()
 	}
 }
 

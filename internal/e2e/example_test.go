@@ -10,38 +10,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ctrlift/ctrlift/containerd"
-	"github.com/ctrlift/ctrlift/export"
-	"github.com/ctrlift/ctrlift/image"
-	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/internal/testutil"
-	"github.com/ctrlift/ctrlift/layers"
+	"github.com/ctrlift/ctrlift/node"
 )
 
 func TestExampleNode(t *testing.T) {
 	repo := testutil.RepoRoot(t)
 	dir := filepath.Join(repo, "testdata", "images", "example")
-	d, err := image.Open(filepath.Join(dir, "wordpress-node.raw.zst"), image.Options{CacheDir: t.TempDir()})
+	n, err := node.Open([]string{filepath.Join(dir, "wordpress-node.raw.zst")}, node.Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	p, err := d.Select("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Name != "STATE" || p.FS.Type != "ext4" {
+	defer n.Close()
+	if p := n.Partition(); p == nil || p.Name != "STATE" || p.FS.Type != "ext4" {
 		t.Fatalf("selected %+v, want the ext4 STATE partition", p)
 	}
-	fsys, err := ext4.NewReader(p.Reader(), p.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := containerd.FindRoot(fsys, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := containerd.Load(fsys, root)
+	st, err := n.State()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,26 +35,24 @@ func TestExampleNode(t *testing.T) {
 	}
 	for _, row := range rows {
 		t.Run(row.Container[:12], func(t *testing.T) {
-			c, err := st.ResolveIn(row.NS, row.Container)
+			c, err := n.Resolve(row.NS + "/" + row.Container)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// containerd's chain is the one the generator mounted.
+			ls, err := n.Layers(c, node.LayerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			var got []string
-			var ls []layers.Layer
-			for _, l := range c.Layers {
-				got = append(got, "/"+l.Path)
-				ls = append(ls, layers.Layer{FS: fsys.Source(), Dir: l.Path, Name: l.SnapshotKey})
+			for _, l := range ls {
+				got = append(got, "/"+l.Dir)
 			}
 			if strings.Join(got, ":") != strings.Join(row.Layers, ":") {
 				t.Fatalf("chain\n got %v\nwant %v", got, row.Layers)
 			}
-			m, err := layers.New(ls, layers.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			var buf bytes.Buffer
-			if _, err := export.Tar(&buf, m, export.Options{}); err != nil {
+			if _, err := n.ExportLayers(ls, &buf, node.ExportOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			want := testutil.ReadManifest(t, filepath.Join(dir, "manifests", row.Manifest))

@@ -39,7 +39,10 @@ func fake(mode string, args []string) {
 		}
 		return ""
 	}
-	img, out := flag("-i"), flag("-o")
+	img, out := flag("-i"), ""
+	if len(args) > 0 && args[0] == "export" && flag("-d") == "" {
+		out = args[len(args)-1] // export REF [FILE|-]: the destination comes last
+	}
 	switch mode {
 	case "ok":
 		if len(args) > 0 && args[0] == "list" {

@@ -352,19 +352,24 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		var sink func(io.Reader) error
 		p := filepath.Join(out, name)
 		args = append([]string{}, args...)
+		dest := p
 		switch v.R.IntN(6) {
 		case 0:
-			args = append(args, "--changes", "-o", p)
+			args = append(args, "--changes")
 		case 1:
-			args = append(args, "--manifest", p+".jsonl", "-o", p)
+			args = append(args, "--manifest", p+".jsonl")
 		case 2:
 			p += ".zst"
-			args = append(args, "-o", p)
+			dest = p
 		default:
-			args = append(args, "-o", "-")
+			dest = "-"
 			sink, p = readTar, ""
 		}
-		args = append(args, ref...)
+		// The destination follows REF, which may come after "--".
+		if len(ref) == 0 {
+			ref = []string{"--"}
+		}
+		args = append(append(args, ref...), dest)
 		if r := do(sink, args...); r.Outcome == OutcomeOK && p != "" {
 			if err := checkTarFile(p); err != nil {
 				res.fail(OutcomeOutput, "ctrlift %s succeeded but %v", strings.Join(args, " "), err)
@@ -416,7 +421,7 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		export(fmt.Sprintf("c%d.tar", i), []string{"export", "-i", img}, ref...)
 	}
 	if v.R.IntN(16) == 0 {
-		do(nil, "export", "-i", img, "--all", "--all-containers", "-d", filepath.Join(out, "all"))
+		do(nil, "export", "-i", img, "--all", "-d", filepath.Join(out, "all"))
 	}
 }
 

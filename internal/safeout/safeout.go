@@ -19,6 +19,10 @@ import (
 	"time"
 )
 
+// ErrExists is wrapped by the errors for an output that exists (or a
+// directory that is not empty) when the guard does not force.
+var ErrExists = errors.New("not replaced unless forced")
+
 // Guard checks and creates the outputs of one run. Its zero value is not
 // usable: call New.
 type Guard struct {
@@ -124,7 +128,7 @@ func (g *Guard) Claim(path string) error {
 		case fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0:
 			return fmt.Errorf("output %s is a block device: refusing to write a tar onto a disk", path)
 		case fi.Mode().IsRegular() && !g.force:
-			return fmt.Errorf("output %s exists; --force replaces it", path)
+			return fmt.Errorf("output %s exists: %w", path, ErrExists)
 		}
 	case !errors.Is(statErr, fs.ErrNotExist):
 		return fmt.Errorf("output %s: %w", path, statErr)
@@ -194,7 +198,7 @@ func (g *Guard) ClaimDir(dir string) error {
 		names, _ := f.Readdirnames(1)
 		f.Close()
 		if len(names) > 0 && !g.force {
-			return fmt.Errorf("output directory %s is not empty; --force writes into it", dir)
+			return fmt.Errorf("output directory %s is not empty: %w", dir, ErrExists)
 		}
 		return nil
 	}
@@ -288,7 +292,7 @@ func (f *File) Commit() error {
 	if err != nil {
 		f.removeTemp()
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("output %s appeared while it was written; --force replaces it", f.final)
+			return fmt.Errorf("output %s appeared while it was written: %w", f.final, ErrExists)
 		}
 		return fmt.Errorf("output %s: %w", f.final, err)
 	}

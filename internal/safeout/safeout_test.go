@@ -1,6 +1,7 @@
 package safeout
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestClaim(t *testing.T) {
 		{"other spelling", true, []string{dir + "/./evidence.raw"}, "it is the input image"},
 		{"inside evidence dir", true, []string{filepath.Join(evdir, "x.tar")}, "it lies in the evidence directory"},
 		{"inside via symlinked dir", true, []string{filepath.Join(dir, "sublink", "x.tar")}, "it lies in the evidence directory"},
-		{"existing", false, []string{filepath.Join(dir, "old.tar")}, "exists; --force replaces it"},
+		{"existing", false, []string{filepath.Join(dir, "old.tar")}, "exists: not replaced unless forced"},
 		{"existing forced", true, []string{filepath.Join(dir, "old.tar")}, ""},
 		{"new", false, []string{filepath.Join(dir, "new.tar")}, ""},
 		{"dangling symlink", true, []string{filepath.Join(dir, "dangling")}, "dangling symlink"},
@@ -134,7 +135,7 @@ func TestClaimDir(t *testing.T) {
 	full := filepath.Join(dir, "full")
 	os.MkdirAll(full, 0o755)
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
-	if err := New(false).ClaimDir(full); err == nil || !strings.Contains(err.Error(), "not empty; --force") {
+	if err := New(false).ClaimDir(full); err == nil || !errors.Is(err, ErrExists) {
 		t.Errorf("non-empty dir: %v", err)
 	}
 	if err := New(true).ClaimDir(full); err != nil {

@@ -1,14 +1,14 @@
-package main
+package node
 
 import (
 	"fmt"
 	"runtime/debug"
 )
 
-// toolVersion identifies the build that wrote an output, from the build
+// ToolVersion identifies the build that wrote an output, from the build
 // information the Go toolchain embeds: the module version and, for a build
 // from a checkout, the VCS revision and whether the tree was modified.
-type toolVersion struct {
+type ToolVersion struct {
 	Name     string `json:"name"`
 	Version  string `json:"version"`
 	Revision string `json:"revision,omitempty"`
@@ -17,8 +17,9 @@ type toolVersion struct {
 	Go       string `json:"go"`
 }
 
-func currentVersion() toolVersion {
-	v := toolVersion{Name: "ctrlift", Version: "(unknown)"}
+// Version is the running build's ToolVersion.
+func Version() ToolVersion {
+	v := ToolVersion{Name: "ctrlift", Version: "(unknown)"}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v
@@ -42,7 +43,7 @@ func currentVersion() toolVersion {
 
 // String is the --version line, e.g.
 // "ctrlift v0.0.0-…-0f06296 (revision 0f06296…, 2026-12-01T10:00:00Z, modified; go1.26.8)".
-func (v toolVersion) String() string {
+func (v ToolVersion) String() string {
 	s := v.Name + " " + v.Version + " ("
 	if v.Revision != "" {
 		s += "revision " + v.Revision
