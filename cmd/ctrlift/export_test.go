@@ -192,3 +192,44 @@ func TestExportRefusesMissingLayers(t *testing.T) {
 		t.Error("a failed export left its output file")
 	}
 }
+
+// The grammar's refusals, each before anything is read or written.
+func TestExportGrammar(t *testing.T) {
+	img := cosImage(t)
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"export", "-i", img, frontend, filepath.Join(dir, "x.tar"), "-o", "oci"}, `unknown output format "oci" (want tar)`},
+		{[]string{"list", "containers", "-i", img, "-o", "yaml"}, `unknown output format "yaml" (want table, json or jsonl)`},
+		{[]string{"info", "container", "-i", img, frontend, "-o", "table"}, `unknown output format "table" (want json or jsonl)`},
+		{[]string{"export", "-i", img}, "say what to export and where"},
+		{[]string{"export", "-i", img, frontend, "a.tar", "b.tar"}, "say what to export and where"},
+		{[]string{"export", "-i", img, "--all", frontend, filepath.Join(dir, "y.tar")}, "select and record containers for -d DIR"},
+		{[]string{"export", "-i", img, "--snapshot", "k", "--layer-dirs", "d", filepath.Join(dir, "z.tar")}, "give one"},
+		{[]string{"export", "-i", img, "-d", dir, "--manifest", "m.jsonl"}, "--manifest does not apply"},
+		{[]string{"export", "-i", img, "docker://350ec3c2", filepath.Join(dir, "d.tar")}, "names a docker container"},
+		{[]string{"export", "-i", img, "-d", filepath.Join(dir, "p"), "pod:prod/nope"}, `no container matches "pod:prod/nope"`},
+	} {
+		_, _, err := run(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.err)
+		}
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("refused commands left %v", names)
+	}
+	// A pod's containers into a directory: the app and its sidecar, not
+	// its sandbox.
+	out := filepath.Join(dir, "pod")
+	if _, errOut, err := run(t, "export", "-q", "-i", img, "-d", out, "pod:prod/frontend-7d9c8b5f4-x2x9z"); err != nil {
+		t.Fatal(err, errOut)
+	}
+	var index node.Index
+	b, _ := os.ReadFile(filepath.Join(out, "index.json"))
+	if err := json.Unmarshal(b, &index); err != nil || len(index.Containers) != 2 || index.Containers[0].ContainerName != "frontend" || index.Containers[1].ContainerName != "log-shipper" ||
+		len(index.Selection.Refs) != 1 || len(index.Skipped) != 0 {
+		t.Errorf("pod export: %v %s", err, b)
+	}
+}

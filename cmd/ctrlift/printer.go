@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,9 +70,11 @@ func (p *printFlags) short(id string) string {
 	return node.ShortID(id)
 }
 
-// newJSON is the one JSON encoder: no HTML escaping ("&&" stays "&&").
+// newJSON is the one JSON encoder: no HTML escaping ("&&" stays "&&"),
+// also inside JSON documents read from the evidence as they were stored
+// (containerd stores OCI specs with Go's escaping: "\u0026\u0026").
 func newJSON(w io.Writer, indent bool) *json.Encoder {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(htmlUnescaper{w})
 	enc.SetEscapeHTML(false)
 	if indent {
 		enc.SetIndent("", "  ")
@@ -172,3 +175,50 @@ func when(t time.Time) string {
 
 // whenNs is a time with nanoseconds for file tables.
 func whenNs(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+// htmlUnescaper writes JSON with the \u0026, \u003c and \u003e escapes
+// of strings turned back into &, < and >. json.Encoder writes each value
+// with one Write, so a value is never split across calls.
+type htmlUnescaper struct{ w io.Writer }
+
+func (h htmlUnescaper) Write(p []byte) (int, error) {
+	if _, err := h.w.Write(unescapeHTML(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// unescapeHTML replaces the escapes \u0026, \u003c and \u003e (any case)
+// in JSON text by the characters they stand for; an escaped backslash
+// before "u0026" is left alone.
+func unescapeHTML(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u00`)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) {
+			switch strings.ToLower(string(b[i+2 : i+6])) {
+			case "0026":
+				out = append(out, '&')
+				i += 5
+				continue
+			case "003c":
+				out = append(out, '<')
+				i += 5
+				continue
+			case "003e":
+				out = append(out, '>')
+				i += 5
+				continue
+			}
+		}
+		out = append(out, b[i], b[i+1]) // any other escape, kept whole
+		i++
+	}
+	return out
+}
