@@ -15,6 +15,7 @@ import (
 	"github.com/ctrlift/ctrlift/image/dirfs"
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/image/tarfs"
+	"github.com/ctrlift/ctrlift/internal/units"
 	"github.com/ctrlift/ctrlift/vfs"
 )
 
@@ -360,16 +361,4 @@ func (n *Node) Disks() []*image.Disk {
 
 // FormatBytes is ctrlift's one byte formatter: binary units with one
 // decimal ("1.5 GiB"), bytes below 1 KiB ("512 B").
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1<<40:
-		return fmt.Sprintf("%.1f TiB", float64(n)/(1<<40))
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func FormatBytes(n int64) string { return units.Bytes(n) }

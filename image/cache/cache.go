@@ -28,6 +28,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/ctrlift/ctrlift/internal/units"
 )
 
 // Formats returned by Sniff and reported in Result.Format ("gzip+tar" for
@@ -399,20 +401,10 @@ func (p *progressReader) print() {
 	if p.total > 0 {
 		pct = float64(p.done) * 100 / float64(p.total)
 	}
-	fmt.Fprintf(p.w, "\rdecompressing %s: %s of %s (%.0f%%)", p.name, humanBytes(p.done), humanBytes(p.total), pct)
+	fmt.Fprintf(p.w, "\rdecompressing %s: %s of %s (%.0f%%)", p.name, units.Bytes(p.done), units.Bytes(p.total), pct)
 }
 
 func (p *progressReader) finish() {
 	p.print()
 	fmt.Fprintln(p.w)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }
