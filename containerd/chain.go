@@ -80,13 +80,42 @@ func (s *State) Chain(ns, snapshotter, key string) ([]Layer, error) {
 		} else if st, err := fs.Stat(s.fsys, l.Path); err != nil || !st.IsDir() {
 			l.Note = "directory not found on disk"
 		}
-		layers = append(layers, l)
 		if copySnapshotters[snapshotter] {
+			l.Parent = r.Parent
+			layers = append(layers, l)
 			break
 		}
+		layers = append(layers, l)
 		child, cur = cur, r.Parent
 	}
 	return layers, nil
+}
+
+// CopySnapshotter reports whether snapshotter makes each snapshot a
+// complete copy of its parent (native, btrfs, zfs, devmapper).
+func CopySnapshotter(snapshotter string) bool { return copySnapshotters[snapshotter] }
+
+// ParentLayer returns the parent snapshot of a copying snapshotter's
+// layer l (l.Parent), as a Layer; its Note says when its directory is not
+// on the disk.
+func (s *State) ParentLayer(l Layer) (Layer, error) {
+	if l.Parent == "" {
+		return Layer{}, fmt.Errorf("snapshot %q has no parent", l.Name)
+	}
+	sdb := s.snapDBs[l.Snapshotter]
+	if sdb == nil {
+		return Layer{}, fmt.Errorf("snapshotter %q: no metadata.db", l.Snapshotter)
+	}
+	r := sdb.Snapshots[l.Parent]
+	if r == nil {
+		return Layer{}, fmt.Errorf("snapshot %q, parent of %q, is missing from the %s snapshotter's metadata.db", l.Parent, l.Name, l.Snapshotter)
+	}
+	_, key, _ := splitName(l.Parent)
+	p := Layer{SnapshotKey: key, Name: l.Parent, ID: r.ID, Kind: r.Kind, Path: s.snapshotDir(l.Snapshotter, r.ID), Snapshotter: l.Snapshotter, Parent: r.Parent}
+	if st, err := fs.Stat(s.fsys, p.Path); err != nil || !st.IsDir() {
+		p.Note = "directory not found on disk"
+	}
+	return p, nil
 }
 
 // dirState reports whether dir exists and whether it has any entry.

@@ -221,6 +221,10 @@ type Layer struct {
 	DiffID   string `json:"diff_id,omitempty"`
 	Missing  bool   `json:"missing,omitempty"` // not in the snapshotter's metadata.db
 	Note     string `json:"note,omitempty"`
+	// Parent names the parent snapshot (in the snapshotter's metadata.db)
+	// of a copying snapshotter's snapshot, the one it was copied from;
+	// the chain holds the snapshot alone. See ParentLayer.
+	Parent string `json:"parent,omitempty"`
 }
 
 // Snapshot kinds as stored by containerd's snapshotters (one byte).

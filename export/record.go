@@ -15,16 +15,22 @@ import (
 // path_b64 or target_b64. Times are integer nanoseconds since the epoch
 // (jq before 1.7 rounds integers above 2^53). Xattr values are base64.
 type Record struct {
-	Change  string `json:"change,omitempty"` // diff: added, modified or deleted
-	Path    string `json:"path"`
-	PathB64 string `json:"path_b64,omitempty"`
-	Type    string `json:"type"` // file, dir, symlink, char, block, fifo, socket
-	Mode    string `json:"mode"` // permission bits in octal, "0644"
-	UID     uint32 `json:"uid"`
-	GID     uint32 `json:"gid"`
-	Size    *int64 `json:"size,omitempty"`
-	Nlink   uint32 `json:"nlink,omitempty"`
-	SHA256  string `json:"sha256,omitempty"`
+	Change string `json:"change,omitempty"` // diff: added, modified or deleted
+	// MountPoint (diff): an empty file or directory the runtime made as
+	// the mount point of a volume, /proc, /dev, ..., not the process.
+	MountPoint bool `json:"mount_point,omitempty"`
+	// ContentUnchecked (diff): metadata equal, contents not compared
+	// (past the comparison budget), reported modified.
+	ContentUnchecked bool   `json:"content_unchecked,omitempty"`
+	Path             string `json:"path"`
+	PathB64          string `json:"path_b64,omitempty"`
+	Type             string `json:"type"` // file, dir, symlink, char, block, fifo, socket
+	Mode             string `json:"mode"` // permission bits in octal, "0644"
+	UID              uint32 `json:"uid"`
+	GID              uint32 `json:"gid"`
+	Size             *int64 `json:"size,omitempty"`
+	Nlink            uint32 `json:"nlink,omitempty"`
+	SHA256           string `json:"sha256,omitempty"`
 	// SHA256Omitted says why a file has no digest (only sparse files past
 	// the hashing budget, see maxHashedHoles).
 	SHA256Omitted string            `json:"sha256_omitted,omitempty"`

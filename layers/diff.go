@@ -82,6 +82,9 @@ type Change struct {
 	Path  string // absolute inside the container
 	Kind  ChangeKind
 	Entry *Entry // the entry as the container sees it; for deletions, the one below
+	// ContentUnchecked: Compare found the metadata equal but did not read
+	// the contents (past its reading budget), and reports it modified.
+	ContentUnchecked bool
 }
 
 // Diff compares a writable layer with the merged view of the layers below

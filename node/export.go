@@ -306,7 +306,12 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 		}
 	}
 	var stats *export.Stats
-	if opt.Changes {
+	if _, native := n.parents[ls[0].Dir]; opt.Changes && native && len(ls) == 1 {
+		stats, err = export.ChangeSet(cw, func(fn func(layers.Change) error) error {
+			_, err := n.compareWithParent(ls, fn)
+			return err
+		}, eo)
+	} else if opt.Changes {
 		stats, err = export.Changes(cw, ls[0], layers.Options{}, eo)
 	} else {
 		stats, err = export.Tar(cw, m, eo)
@@ -366,6 +371,26 @@ func (n *Node) DiffContainer(c *containerd.Container, opt LayerOptions, fn func(
 	if err != nil {
 		return err
 	}
+	dg := export.NewDigester()
+	mounts := mountPoints(c)
+	emit := func(ch layers.Change) error {
+		in := ch.Entry.Inode
+		r, err := export.NewRecord(ch.Path, in, ch.Entry.FS())
+		if err != nil {
+			return fmt.Errorf("%s: %w", ch.Path, err)
+		}
+		r.Change, r.Layer, r.ContentUnchecked = ch.Kind.String(), ch.Entry.LayerName, ch.ContentUnchecked
+		r.MountPoint = ch.Kind == layers.Added && mounts[ch.Path] && isStub(ch.Entry.FS(), in)
+		if in.IsRegular() {
+			if r.SHA256, r.SHA256Omitted, err = dg.Sum(ch.Entry.FS(), in); err != nil {
+				return fmt.Errorf("%s: %w", ch.Path, err)
+			}
+		}
+		return fn(r)
+	}
+	if native, err := n.compareWithParent(ls, emit); native {
+		return err
+	}
 	var lower *layers.Merged
 	if len(ls) > 1 {
 		if lower, err = layers.New(ls[1:], layers.Options{AllowMissing: opt.AllowMissing}); err != nil {
@@ -376,20 +401,8 @@ func (n *Node) DiffContainer(c *containerd.Container, opt LayerOptions, fn func(
 	if err != nil {
 		return err
 	}
-	dg := export.NewDigester()
 	for _, ch := range changes {
-		in := ch.Entry.Inode
-		r, err := export.NewRecord(ch.Path, in, ch.Entry.FS())
-		if err != nil {
-			return fmt.Errorf("%s: %w", ch.Path, err)
-		}
-		r.Change, r.Layer = ch.Kind.String(), ch.Entry.LayerName
-		if in.IsRegular() {
-			if r.SHA256, r.SHA256Omitted, err = dg.Sum(ch.Entry.FS(), in); err != nil {
-				return fmt.Errorf("%s: %w", ch.Path, err)
-			}
-		}
-		if err := fn(r); err != nil {
+		if err := emit(ch); err != nil {
 			return err
 		}
 	}

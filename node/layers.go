@@ -26,6 +26,13 @@ func (n *Node) Layers(c *containerd.Container, opt LayerOptions) ([]layers.Layer
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", c.ID, err)
 	}
+	if top := c.Layers[0]; containerd.CopySnapshotter(top.Snapshotter) && len(ls) == 1 {
+		st, err := n.State()
+		if err != nil {
+			return nil, err
+		}
+		n.noteCopyParent(st, top, ls[0])
+	}
 	return ls, nil
 }
 
@@ -111,6 +118,9 @@ func (n *Node) chainLayers(chain []containerd.Layer, opt LayerOptions) ([]layers
 	}
 	var ls []layers.Layer
 	for i, l := range chain {
+		if why, ok := unreadableSnapshotters[l.Snapshotter]; ok {
+			return nil, fmt.Errorf("snapshotter %s is not supported: %s", l.Snapshotter, why)
+		}
 		name := fmt.Sprintf("%s/%d", l.Snapshotter, l.ID)
 		if l.Path == "" || l.Missing {
 			why := "its content is not on the disk"

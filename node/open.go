@@ -78,7 +78,8 @@ type Node struct {
 	runtime  *source // the filesystem holding the runtime state (once loaded)
 	state    *containerd.State
 	stateErr error
-	others   []*source // other filesystems opened while searching
+	others   []*source             // other filesystems opened while searching
+	parents  map[string]copyParent // by layer directory: native snapshots' parents
 	warnings []string
 	seen     map[string]bool
 }

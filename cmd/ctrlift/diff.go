@@ -49,7 +49,11 @@ image had). Symlinks are never followed. REF is as for "info container".
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "CHANGE\tPATH\tMODE\tUID:GID\tSIZE\tMTIME\tSHA256")
 			err = n.DiffContainer(c, opt, func(r export.Record) error {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d:%d\t%s\t%s\t%s\n", r.Change, printableCell(recordName(r)), recordMode(r), r.UID, r.GID, recordSize(r), whenNs(r.MtimeNs), recordSum(r, &p))
+				change := r.Change
+				if r.MountPoint {
+					change += " (mount point)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d:%d\t%s\t%s\t%s\n", change, printableCell(recordName(r)), recordMode(r), r.UID, r.GID, recordSize(r), whenNs(r.MtimeNs), recordSum(r, &p))
 				return nil
 			})
 			if err != nil {
