@@ -31,8 +31,10 @@ type Record struct {
 	Size             *int64 `json:"size,omitempty"`
 	Nlink            uint32 `json:"nlink,omitempty"`
 	SHA256           string `json:"sha256,omitempty"`
-	// SHA256Omitted says why a file has no digest (only sparse files past
-	// the hashing budget, see maxHashedHoles).
+	MD5              string `json:"md5,omitempty"`  // with --hash md5
+	SHA1             string `json:"sha1,omitempty"` // with --hash sha1
+	// SHA256Omitted says why a file has no digests (only sparse files
+	// past the hashing budget, see holeBudget).
 	SHA256Omitted string            `json:"sha256_omitted,omitempty"`
 	Target        *string           `json:"target,omitempty"`
 	TargetB64     string            `json:"target_b64,omitempty"`

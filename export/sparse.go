@@ -31,9 +31,12 @@ const (
 	// past it every file with a hole is sparse, so that many files with
 	// holes just under sparseMin cannot make the tar grow without bound.
 	maxZerosWritten = 256 << 20
-	// maxHashedHoles bounds the holes hashed for the manifest's digests
-	// (half a second at 2 GB/s); sparse files past it get no digest.
-	maxHashedHoles = 1 << 30
+	// Holes are hashed for real (a digest has no shortcut for zeros)
+	// within a budget: per export, four times the size of the filesystem
+	// they come from (at least minHoleBudget, about a second of hashing), and per file at most
+	// maxFileHoles (about 30 s at 2 GB/s). Past it a file gets no digest.
+	minHoleBudget = 2 << 30
+	maxFileHoles  = 64 << 30
 )
 
 // budget holds what one export or listing has read and hashed, against
@@ -46,9 +49,6 @@ type budget struct {
 
 func newBudget() budget { return budget{mapped: map[vfs.FS]int64{}} }
 
-// omittedHoles is why a file past the hashing budget has no digest.
-var omittedHoles = fmt.Sprintf("holes past the hashing budget (%d GiB of zeros)", maxHashedHoles>>30)
-
 // read counts n bytes of data mapped by inode ino of fsys.
 func (b *budget) read(fsys vfs.FS, ino uint64, n int64) error {
 	bound := fsys.DataBound()
@@ -58,14 +58,25 @@ func (b *budget) read(fsys vfs.FS, ino uint64, n int64) error {
 	return nil
 }
 
-// hashHoles reports whether n more bytes of holes may be hashed, and if so
-// counts them.
-func (b *budget) hashHoles(n int64) bool {
-	if b.holesHashed+n > maxHashedHoles {
-		return false
+// holeBudget is how many bytes of holes one export hashes from fsys.
+func holeBudget(fsys vfs.FS) int64 {
+	if b := fsys.DataBound(); b > minHoleBudget/4 {
+		return 4 * b
+	}
+	return minHoleBudget
+}
+
+// hashHoles reports whether n more bytes of holes of a file of fsys may
+// be hashed, and if so counts them; if not, why.
+func (b *budget) hashHoles(fsys vfs.FS, n int64) (bool, string) {
+	if n > maxFileHoles {
+		return false, fmt.Sprintf("holes past the hashing budget (%d GiB of zeros in one file, at most %d GiB)", n>>30, int64(maxFileHoles)>>30)
+	}
+	if limit := holeBudget(fsys); b.holesHashed+n > limit {
+		return false, fmt.Sprintf("holes past the hashing budget (%d GiB of zeros for this filesystem)", limit>>30)
 	}
 	b.holesHashed += n
-	return true
+	return true, ""
 }
 
 // span is a stretch of file data, [off, off+n).

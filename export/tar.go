@@ -10,11 +10,8 @@ package export
 import (
 	"archive/tar"
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"path"
 	"strings"
@@ -29,6 +26,9 @@ type Options struct {
 	Manifest io.Writer
 	// Progress, when set, is called after each entry with running totals.
 	Progress func(files, bytes int64)
+	// Hashes are the digests each file gets in the manifest; nil is
+	// sha256 alone.
+	Hashes []Hash
 }
 
 // Stats summarises an export.
@@ -55,7 +55,7 @@ type writer struct {
 	internal func(xattr string) bool // overlay internals to leave out
 	stats    Stats
 	buf      []byte
-	fileHash hash.Hash
+	fileHash *fileHashes
 
 	budget       budget
 	zerosWritten int64 // holes written out as zeros
@@ -63,8 +63,9 @@ type writer struct {
 
 // linkInfo is the first name of a hardlinked file and its digest.
 type linkInfo struct {
-	name         string
-	sum, omitted string
+	name    string
+	sums    Digests
+	omitted string
 }
 
 func newWriter(w io.Writer, opt Options) *writer {
@@ -83,7 +84,7 @@ func newWriter(w io.Writer, opt Options) *writer {
 	if opt.Manifest != nil {
 		wr.enc = json.NewEncoder(opt.Manifest)
 		wr.enc.SetEscapeHTML(false)
-		wr.fileHash = sha256.New()
+		wr.fileHash = newFileHashes(opt.Hashes)
 	}
 	return wr
 }
@@ -233,7 +234,8 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 			hdr.Typeflag = tar.TypeLink
 			hdr.Linkname = first.name
 			me.HardlinkTo = manifestPath(first.name)
-			me.SHA256, me.SHA256Omitted = first.sum, first.omitted
+			me.SHA256Omitted = first.omitted
+			me.setDigests(first.sums)
 		} else {
 			if in.Nlink > 1 {
 				link = &linkInfo{name: p}
@@ -284,17 +286,17 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 			holes -= s.n
 		}
 		// Hashing a hole costs as much as reading it: the export hashes
-		// at most maxHashedHoles of them, so a forged size cannot stall it.
-		hash := w.fileHash != nil && w.budget.hashHoles(holes)
-		if w.fileHash != nil && !hash {
-			me.SHA256Omitted = omittedHoles
+		// holes within a budget, so a forged size cannot stall it.
+		hash := false
+		if w.fileHash != nil {
+			hash, me.SHA256Omitted = w.budget.hashHoles(fsys, holes)
 		}
 		if err := w.writeSparse(hdr, data, spans, hash); err != nil {
 			return fmt.Errorf("export: %s: %w", me.Path, err)
 		}
 		w.stats.Bytes += in.Size
 		if hash {
-			me.SHA256 = hex.EncodeToString(w.fileHash.Sum(nil))
+			me.setDigests(w.fileHash.sums())
 		}
 	case data != nil:
 		if err := w.tw.WriteHeader(hdr); err != nil {
@@ -314,7 +316,7 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 		}
 		w.stats.Bytes += n
 		if w.fileHash != nil {
-			me.SHA256 = hex.EncodeToString(w.fileHash.Sum(nil))
+			me.setDigests(w.fileHash.sums())
 		}
 	default:
 		if err := w.tw.WriteHeader(hdr); err != nil {
@@ -323,7 +325,7 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 	}
 	if link != nil {
 		// Later names of the file carry the same digest in the manifest.
-		link.sum, link.omitted = me.SHA256, me.SHA256Omitted
+		link.sums, link.omitted = me.digests(), me.SHA256Omitted
 	}
 	w.stats.Files++
 	if w.opt.Progress != nil {

@@ -9,6 +9,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,18 +40,22 @@ type Options struct {
 
 // Disk is an opened disk image and its partitions.
 type Disk struct {
-	Path        string      `json:"path"`        // as given to Open; "" for NewDisk
-	RawPath     string      `json:"raw_path"`    // decompressed copy read instead of Path
-	Compression string      `json:"compression"` // e.g. "zstd", "gzip+tar"; "" for raw input
-	Size        int64       `json:"size"`        // bytes of raw disk
-	Layout      string      `json:"layout"`      // "gpt", "mbr" or "none"
-	SectorSize  int         `json:"sector_size"` // logical sector size of the table
-	DiskGUID    string      `json:"disk_guid"`   // GPT disk GUID or MBR disk signature
+	Path        string      `json:"path"`               // as given to Open; "" for NewDisk
+	RawPath     string      `json:"raw_path"`           // decompressed copy read instead of Path
+	Format      string      `json:"format"`             // evidence format: raw, e01, qcow2, vmdk, vhd, vhdx
+	Metadata    any         `json:"metadata,omitempty"` // the evidence format's own record (E01 case data and stored hashes, ...)
+	Files       []string    `json:"files,omitempty"`    // every file read for the disk when more than the input (E01 segments, VMDK extents)
+	Compression string      `json:"compression"`        // e.g. "zstd", "gzip+tar"; "" for raw input
+	Size        int64       `json:"size"`               // bytes of raw disk
+	Layout      string      `json:"layout"`             // "gpt", "mbr" or "none"
+	SectorSize  int         `json:"sector_size"`        // logical sector size of the table
+	DiskGUID    string      `json:"disk_guid"`          // GPT disk GUID or MBR disk signature
 	Warnings    []string    `json:"warnings"`
 	Partitions  []Partition `json:"partitions"`
 
 	r      io.ReaderAt
 	closer io.Closer
+	verify func(ctx context.Context, progress func(done, total int64)) (*VerifyResult, error)
 }
 
 // Partition is one partition of a Disk. Start and Size are in bytes and
@@ -106,6 +111,14 @@ func Open(path string, opt Options) (*Disk, error) {
 	if err != nil && err != io.EOF {
 		f.Close()
 		return nil, fmt.Errorf("image: %s: %w", path, err)
+	}
+	if d, ok, err := openContainer(path, f, size, head[:n]); ok {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("image: %s: %w", path, err)
+		}
+		d.Path = path
+		return d, nil
 	}
 	format := cache.Sniff(head[:n])
 	var warnings []string
@@ -181,7 +194,7 @@ func NewDisk(r io.ReaderAt, size int64) (*Disk, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("empty image (%d bytes)", size)
 	}
-	d := &Disk{Size: size, r: r, Warnings: []string{}, Partitions: []Partition{}}
+	d := &Disk{Size: size, Format: FormatRaw, r: r, Warnings: []string{}, Partitions: []Partition{}}
 
 	t, err := gpt.Read(r, size)
 	switch {

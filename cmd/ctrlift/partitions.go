@@ -12,11 +12,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ctrlift/ctrlift/image"
+	"github.com/ctrlift/ctrlift/image/ewf"
+	"github.com/ctrlift/ctrlift/image/vdisk"
 	"github.com/ctrlift/ctrlift/node"
 )
 
 func newPartitionsCmd(g *globalFlags) *cobra.Command {
 	var p printFlags
+	var verify bool
 	cmd := &cobra.Command{
 		Use:   "partitions",
 		Short: "List the partitions and filesystems of a disk image",
@@ -43,6 +46,9 @@ bytes. -o json gives an array of the disks with their partitions; jsonl one disk
 				}
 				disks = append(disks, d)
 			}
+			if verify {
+				return verifyDisks(cmd, &p, disks)
+			}
 			w := cmd.OutOrStdout()
 			switch p.format {
 			case "json":
@@ -68,11 +74,20 @@ bytes. -o json gives an array of the disks with their partitions; jsonl one disk
 		},
 	}
 	p.register(cmd, listFormats, false)
+	cmd.Flags().BoolVar(&verify, "verify", false, "read each whole disk and compare its MD5 and SHA-1 with those the evidence file stored at acquisition (E01)")
 	return cmd
 }
 
 func writePartitionTable(w io.Writer, d *image.Disk) error {
 	fmt.Fprintf(w, "Disk %s: %s, %d bytes\n", d.Path, node.FormatBytes(d.Size), d.Size)
+	if d.Format != "" && d.Format != image.FormatRaw {
+		fmt.Fprintf(w, "Format: %s", d.Format)
+		if len(d.Files) > 1 {
+			fmt.Fprintf(w, ", %d files", len(d.Files))
+		}
+		fmt.Fprintln(w)
+		writeMetadata(w, d.Metadata)
+	}
 	if d.Compression != "" {
 		where := d.RawPath
 		if where == "" {
@@ -114,6 +129,98 @@ func partCell(s string) string {
 			}
 			return strconv.Quote(s)
 		}
+	}
+	return s
+}
+
+// writeMetadata prints what an evidence container says about the
+// acquisition, above the partition table.
+func writeMetadata(w io.Writer, meta any) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	defer tw.Flush()
+	if v, ok := meta.(vdisk.Info); ok {
+		row := func(k, v string) {
+			if v != "" {
+				fmt.Fprintf(tw, "  %s:\t%s\n", k, printableCell(v))
+			}
+		}
+		row("Subformat", v.Subformat)
+		if v.ClusterSize > 0 {
+			row("Cluster size", node.FormatBytes(v.ClusterSize))
+		}
+		row("Compression", v.Compression)
+		row("Backing file", v.Backing)
+		for _, f := range v.Files {
+			row("Extent", f)
+		}
+		return
+	}
+	info, ok := meta.(ewf.Info)
+	if !ok {
+		return
+	}
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "  %s:\t%s\n", k, printableCell(v))
+		}
+	}
+	row("Case number", info.CaseNumber)
+	row("Evidence number", info.EvidenceNumber)
+	row("Examiner", info.Examiner)
+	row("Description", info.Description)
+	row("Notes", info.Notes)
+	acquired := info.AcquisitionDateText
+	if !info.AcquisitionDate.IsZero() {
+		acquired = when(info.AcquisitionDate)
+	}
+	row("Acquired", acquired)
+	row("Acquiry software", strings.TrimSpace(info.AcquirySoftware+" "+info.AcquirySoftwareVersion))
+	row("Media", fmt.Sprintf("%s, %d sectors of %d bytes", info.MediaType, info.SectorCount, info.BytesPerSector))
+	row("Stored MD5", info.MD5)
+	row("Stored SHA1", info.SHA1)
+}
+
+// verifyDisks is partitions --verify: each disk read whole and its
+// hashes compared with the stored ones; a mismatch is an error.
+func verifyDisks(cmd *cobra.Command, p *printFlags, disks []*image.Disk) error {
+	var bad []string
+	for _, d := range disks {
+		var progress func(done, total int64)
+		if !quiet(cmd) && isTerminal(cmd.ErrOrStderr()) {
+			progress = func(done, total int64) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "\rverifying %s: %s of %s", d.Path, node.FormatBytes(done), node.FormatBytes(total))
+			}
+		}
+		r, err := d.Verify(cmd.Context(), progress)
+		if progress != nil {
+			fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
+		}
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if p.format == "table" {
+			fmt.Fprintf(out, "%s: %s of media\n  MD5  %s (stored %s: %s)\n  SHA1 %s (stored %s: %s)\n", d.Path, node.FormatBytes(r.Bytes),
+				r.MD5, orNone(r.StoredMD5), r.MD5Check, r.SHA1, orNone(r.StoredSHA1), r.SHA1Check)
+		} else if err := newJSON(out, p.format == "json").Encode(struct {
+			Path string `json:"path"`
+			*image.VerifyResult
+		}{d.Path, r}); err != nil {
+			return err
+		}
+		if !r.OK {
+			bad = append(bad, d.Path)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("verification failed: %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
 	}
 	return s
 }
