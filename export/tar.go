@@ -11,8 +11,10 @@ import (
 	"archive/tar"
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"strings"
 
@@ -29,6 +31,9 @@ type Options struct {
 	// Hashes are the digests each file gets in the manifest; nil is
 	// sha256 alone.
 	Hashes []Hash
+	// Mounts are trees shown at container paths (volumes, bind-mounted
+	// files), written by Tar in place of what the layers hold there.
+	Mounts []Mount
 }
 
 // Stats summarises an export.
@@ -58,7 +63,8 @@ type writer struct {
 	fileHash *fileHashes
 
 	budget       budget
-	zerosWritten int64 // holes written out as zeros
+	mountsSeen   map[string]bool // the mounts placed
+	zerosWritten int64           // holes written out as zeros
 }
 
 // linkInfo is the first name of a hardlinked file and its digest.
@@ -101,12 +107,34 @@ func (w *writer) close() (*Stats, error) {
 	return &w.stats, nil
 }
 
-// Tar writes the merged tree m as a tar stream to out.
+// Tar writes the merged tree m as a tar stream to out, with the trees
+// of opt.Mounts in place of what m holds at their paths.
 func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
+	mounts, err := newMountTable(opt.Mounts)
+	if err != nil {
+		return nil, err
+	}
 	w := newWriter(out, opt)
-	err := m.Walk(func(p string, e *layers.Entry) error {
+	err = m.Walk(func(p string, e *layers.Entry) error {
+		if mt, ok := mounts[p]; ok {
+			err := w.addMount(p, mt, mounts, 0)
+			if errors.Is(err, errMountMissing) {
+				return w.add(p, e.Inode, e.FS(), e.LayerName)
+			}
+			if err == nil && e.IsDir() {
+				return fs.SkipDir
+			}
+			return err
+		}
 		return w.add(p, e.Inode, e.FS(), e.LayerName)
 	})
+	for _, mt := range opt.Mounts {
+		if p := strings.Trim(mt.Path, "/"); !w.mountsSeen[p] && err == nil {
+			// The runtime made the mount point when it was missing; the
+			// layers hold none, so the mount cannot be placed in order.
+			w.stats.Skipped = append(w.stats.Skipped, fmt.Sprintf("/%s: %s: no mount point in the container's layers", p, mt.Name))
+		}
+	}
 	if err != nil {
 		w.sum.sum() // stop the hasher
 		return nil, err
