@@ -102,6 +102,13 @@ func quoteXattrs(xs map[string][]byte) map[string]string {
 // tree) without following any symlink.
 func hostTree(t *testing.T, root string) tree {
 	t.Helper()
+	return hostTreeEIO(t, root, false)
+}
+
+// hostTreeEIO is hostTree; with eio, an entry that lstat(2) fails with
+// EIO (an overlay lookup the kernel refuses) is recorded as type "eio".
+func hostTreeEIO(t *testing.T, root string, eio bool) tree {
+	t.Helper()
 	out := tree{}
 	type ino struct{ dev, ino uint64 }
 	groups := map[ino][]string{}
@@ -116,6 +123,10 @@ func hostTree(t *testing.T, root string) tree {
 		}
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
+			if eio && errors.Is(err, unix.EIO) {
+				out[rel] = rec{Type: "eio"}
+				return nil
+			}
 			return err
 		}
 		r := rec{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, MtimeNs: st.Mtim.Nano()}
@@ -517,6 +528,13 @@ func requireOverlayRoot(t *testing.T) {
 	b, err := os.ReadFile("/proc/filesystems")
 	if err != nil || !bytes.Contains(b, []byte("\toverlay\n")) {
 		t.Skip("kernel has no overlay filesystem")
+	}
+	// The fixture's redirect and metacopy layers are made by the kernel
+	// (Linux 4.19+); the options exist when these parameters do.
+	for _, p := range []string{"metacopy", "redirect_dir"} {
+		if _, err := os.Stat("/sys/module/overlay/parameters/" + p); err != nil {
+			t.Skipf("kernel overlay has no %s support (%v): the fixture's redirect and metacopy layers cannot be made", p, err)
+		}
 	}
 	for _, tool := range []string{"mkfs.ext4", "e2fsck", "losetup", "mount", "umount", "unshare", "setfattr", "setfacl", "setcap", "mknod", "perl", "tar", "cp"} {
 		if _, err := exec.LookPath(tool); err != nil {

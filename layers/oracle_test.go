@@ -56,7 +56,7 @@ func TestOverlayOracle(t *testing.T) {
 	t.Run("fixture", func(t *testing.T) { checkOracleFixture(t, fx) })
 	t.Run("compare-detects", checkDiffTrees)
 	// Exact: what ctrlift shows is what the kernel shows.
-	for _, name := range []string{"main", "lower", "evasion", "rootopaque", "rootless"} {
+	for _, name := range []string{"main", "lower", "evasion", "rootopaque", "rootless", "redirect", "metacopy", "metacopy2", "redirect-hidden"} {
 		t.Run("merge/"+name, func(t *testing.T) {
 			st := fx.stacks[name]
 			oracleStack(t, fx, st, overlayRO(t, fx.mnt, st.dirs, st.opts, ""))
@@ -75,12 +75,41 @@ func TestOverlayOracle(t *testing.T) {
 	})
 	// Overlay features ctrlift may not implement: it must then say so,
 	// never export something else than the kernel shows without a word.
-	for _, name := range []string{"redirect", "metacopy", "xwhiteout"} {
+	for _, name := range []string{"xwhiteout"} {
 		t.Run("exact-or-refused/"+name, func(t *testing.T) { oracleFeature(t, fx, fx.stacks[name]) })
 	}
+	t.Run("merge/metacopy-nodata", func(t *testing.T) { oracleMetacopyNoData(t, fx, fx.stacks["metacopy-nodata"]) })
 	for _, name := range []string{"main", "evasion", "rootless"} {
 		t.Run("changes/chain-"+name, func(t *testing.T) { oracleChangesChain(t, fx, fx.stacks[name]) })
 		t.Run("diff/"+name, func(t *testing.T) { oracleDiff(t, fx, fx.stacks[name]) })
+	}
+	// Metadata-only copy-ups are modified, and say so when the data is
+	// the file below at the same path.
+	for name, metaOnly := range map[string][]string{
+		"redirect":  nil,
+		"metacopy":  {"sparse/big", "sparse/fragmented", "sparse/hole", "hard/p"},
+		"metacopy2": {"sparse/big", "layer4-moved"},
+	} {
+		t.Run("diff/"+name, func(t *testing.T) {
+			changes := oracleDiff(t, fx, fx.stacks[name])
+			got := map[string]bool{}
+			for _, c := range changes {
+				if c.MetadataOnly {
+					got[strings.TrimPrefix(c.Path, "/")] = true
+				}
+			}
+			for _, p := range metaOnly {
+				if !got[p] {
+					t.Errorf("%s: not reported a metadata-only change", p)
+				}
+				delete(got, p)
+			}
+			// Not ren/into-meta/sub/i, a metacopy file under a renamed
+			// directory: its path is new, so it is added.
+			for p := range got {
+				t.Errorf("%s: reported a metadata-only change; want only %q", p, metaOnly)
+			}
+		})
 	}
 	t.Run("changes/on-kernel-lower", func(t *testing.T) { oracleChangesOnLower(t, fx) })
 	t.Run("symlink-escape", func(t *testing.T) { oracleSymlinkEscape(t, fx) })
@@ -288,7 +317,7 @@ func oracleChangesChain(t *testing.T, fx *oracleFixture, st oracleStackDef) {
 // kernel shows differently must be modified (directories: mode or owner).
 // A name may also be reported modified when the layer holds a copy that
 // looks the same (a copy-up without a visible change).
-func oracleDiff(t *testing.T, fx *oracleFixture, st oracleStackDef) {
+func oracleDiff(t *testing.T, fx *oracleFixture, st oracleStackDef) []layers.Change {
 	full := hostTree(t, overlayRO(t, fx.mnt, st.dirs, st.opts, ""))
 	below := hostTree(t, overlayRO(t, fx.mnt, st.dirs[1:], st.opts, ""))
 	ls := fx.layers(st.dirs)
@@ -301,6 +330,7 @@ func oracleDiff(t *testing.T, fx *oracleFixture, st oracleStackDef) {
 		t.Fatalf("layers.Diff: %v", err)
 	}
 	got := map[string]string{}
+	var diffs []string
 	for _, c := range changes {
 		p := strings.TrimPrefix(c.Path, "/")
 		if p == "" {
@@ -310,8 +340,11 @@ func oracleDiff(t *testing.T, fx *oracleFixture, st oracleStackDef) {
 			t.Errorf("%s reported twice (%s, %s)", c.Path, prev, c.Kind)
 		}
 		got[p] = c.Kind.String()
+		// Metadata only: the kernel shows the same contents before and after.
+		if f, b := full[p], below[p]; c.MetadataOnly && (c.Kind != layers.Modified || f.Type != "file" || b.Type != "file" || f.SHA256 != b.SHA256 || f.Size != b.Size) {
+			diffs = append(diffs, fmt.Sprintf("%q: Diff says %s, metadata only, kernel views say %s -> %s", p, c.Kind, b, f))
+		}
 	}
-	var diffs []string
 	check := func(p, want string, must bool) {
 		g := got[p]
 		switch {
@@ -359,6 +392,66 @@ func oracleDiff(t *testing.T, fx *oracleFixture, st oracleStackDef) {
 		t.Errorf("layers.Diff: %d differences from the kernel:\n  %s", len(diffs), strings.Join(diffs, "\n  "))
 	}
 	t.Logf("%d changes", len(changes))
+	return changes
+}
+
+// oracleMetacopyNoData merges metacopy files whose data a layer in between
+// deleted. The kernel fails their lookup (EIO); ctrlift keeps them, with
+// their metadata, no data and Entry.DataMissing, names each in
+// Merged.Warnings and exports them as empty files, and shows everything
+// else exactly as the kernel does.
+func oracleMetacopyNoData(t *testing.T, fx *oracleFixture, st oracleStackDef) {
+	kernel := hostTreeEIO(t, overlayRO(t, fx.mnt, st.dirs, st.opts, ""), true)
+	m, err := layers.New(fx.layers(st.dirs), st.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	err = m.Walk(func(p string, e *layers.Entry) error {
+		if e.DataMissing {
+			if !e.Metacopy || e.Size != 0 {
+				t.Errorf("%s: DataMissing, Metacopy %v, size %d", p, e.Metacopy, e.Size)
+			}
+			missing = append(missing, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eio []string
+	for p, r := range kernel {
+		if r.Type == "eio" {
+			eio = append(eio, p)
+		}
+	}
+	slices.Sort(eio)
+	if want := []string{"layer4-moved", "ren/into-meta/sub/i", "sparse/big", "sparse/big-link"}; !slices.Equal(eio, want) || !slices.Equal(missing, want) {
+		t.Errorf("kernel EIO on %q, ctrlift's DataMissing %q; want both %q", eio, missing, want)
+	}
+	if len(m.Warnings) != len(missing) {
+		t.Errorf("warnings %q; want one per missing data %q", m.Warnings, missing)
+	}
+	for _, p := range missing {
+		if !slices.ContainsFunc(m.Warnings, func(w string) bool { return strings.HasPrefix(w, "/"+p+": ") }) {
+			t.Errorf("no warning names /%s: %q", p, m.Warnings)
+		}
+	}
+	asEIO := func(tr tree) tree {
+		for _, p := range missing {
+			if r := tr[p]; r.Type != "file" || r.Size != 0 {
+				t.Errorf("%s: %v, want an empty file", p, r)
+			}
+			tr[p] = rec{Type: "eio"}
+		}
+		return tr
+	}
+	compareTrees(t, "Merged.Walk", kernel, asEIO(walkTree(t, m)))
+	var buf bytes.Buffer
+	if _, err := export.Tar(&buf, m, export.Options{}); err != nil {
+		t.Fatalf("export.Tar: %v", err)
+	}
+	compareTrees(t, "export.Tar", kernel.without(isSocket), asEIO(tarTree(t, buf.Bytes())))
 }
 
 // oracleChangesOnLower copies the kernel's view of the image (the lower
@@ -562,11 +655,44 @@ func checkOracleFixture(t *testing.T, fx *oracleFixture) {
 	if c := count(fx.stacks["rootless"].dirs[0]); c.userOverlay < 3 || c.whiteouts != 2 {
 		t.Errorf("rootless layer: %d user.overlay.* xattrs, %d whiteouts; want the kernel's userxattr markers", c.userOverlay, c.whiteouts)
 	}
-	if c := count(fx.stacks["redirect"].dirs[0]); c.redirect < 2 {
-		t.Errorf("redirect layer: %d trusted.overlay.redirect, want 2", c.redirect)
+	if c := count(fx.stacks["redirect"].dirs[0]); c.redirect < 7 {
+		t.Errorf("redirect layer: %d trusted.overlay.redirect, want 7", c.redirect)
 	}
-	if c := count(fx.stacks["metacopy"].dirs[0]); c.metacopy < 3 {
-		t.Errorf("metacopy layer: %d trusted.overlay.metacopy, want 3", c.metacopy)
+	if c := count(fx.stacks["metacopy"].dirs[0]); c.metacopy < 8 {
+		t.Errorf("metacopy layer: %d trusted.overlay.metacopy, want 8", c.metacopy)
+	}
+	// The redirects and metacopy files the comparisons rely on, as the
+	// kernel wrote them ("-": no such xattr).
+	for layer, want := range map[string]map[string][2]string{
+		"redirect": {
+			"ren/a2": {"a", "-"}, "ren/a2/b2": {"b", "-"}, "ren/c-out": {"/ren/a/b/c", "-"},
+			"ren/gone": {"src", "-"}, "ren/newparent/into": {"/ren/into", "-"},
+		},
+		"metacopy": {
+			"sparse/big": {"/sparse/big", ""}, "sparse/big-link": {"/sparse/big", ""}, "hard/p": {"-", ""},
+			"layer4-moved": {"layer4-only", ""}, "ren/layer2-moved": {"/layer2-only", ""},
+			"ren/meta-file": {"-", "-"}, "ren/into-meta": {"into", "-"},
+		},
+		"metacopy2": {
+			"sparse/big": {"-", ""}, "layer4-moved": {"-", ""},
+			"layer2-again": {"/ren/layer2-moved", ""}, "into-twice": {"/ren/into-meta", "-"},
+		},
+	} {
+		for p, w := range want {
+			xs, err := rawXattrs(filepath.Join(fx.mnt, fx.stacks[layer].dirs[0], p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := [2]string{"-", "-"}
+			for i, x := range []string{"trusted.overlay.redirect", "trusted.overlay.metacopy"} {
+				if v, ok := xs[x]; ok {
+					got[i] = string(v)
+				}
+			}
+			if got != w {
+				t.Errorf("%s layer: %s: redirect, metacopy %q; want %q", layer, p, got, w)
+			}
+		}
 	}
 	t.Logf("main stack layers: %+v", main)
 

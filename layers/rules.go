@@ -55,16 +55,107 @@ func (r rules) whiteout(in *vfs.Inode, parentX bool) bool {
 	return false
 }
 
-// check refuses the overlayfs features containerd does not use and whose
-// merge needs the kernel's file handles: redirect_dir and metacopy.
-// Exporting such a layer without them would silently give wrong data.
-func (r rules) check(in *vfs.Inode, layer string, path string) error {
+// checkLayer refuses, in a walk of one layer alone (WalkLayer), the
+// markers whose meaning depends on the layers below: a redirect (a renamed
+// directory, or a moved metadata-only file) and metacopy (a file whose data
+// is in a lower layer). Exporting such a layer by itself would silently
+// give wrong contents; merges (New, Diff) follow them as the kernel does.
+func (r rules) checkLayer(in *vfs.Inode, layer string, path string) error {
 	for _, f := range []string{"redirect", "metacopy"} {
 		if _, ok := r.xattr(in, f); ok {
-			return fmt.Errorf("layers: layer %s: %s has %s%s: overlayfs %s is not supported (containerd does not use it): %w", layer, path, r.prefix, f, f, ErrUnsupported)
+			return fmt.Errorf("layers: layer %s: %s has %s%s: its contents depend on the layers below, so the layer cannot be read alone (merge it with them): %w", layer, path, r.prefix, f, ErrUnsupported)
 		}
 	}
 	return nil
+}
+
+// userxattr reports rules for a rootless (userxattr) mount, on which the
+// kernel neither writes nor follows redirects and metacopy.
+func (r rules) userxattr() bool { return r.prefix == "user.overlay." }
+
+// Limits on redirects, which come from evidence: PATH_MAX for the whole
+// value, NAME_MAX for one component (the kernel's lookup of a longer name
+// finds nothing).
+const (
+	maxRedirect = 4096
+	maxName     = 255
+)
+
+// metacopy reports whether in is a metadata-only copy-up: a regular file
+// with the metacopy xattr, whose data is in a lower layer. The kernel
+// ignores the xattr on anything else, accepts an empty value or one of at
+// least 4 bytes (struct ovl_metacopy: version, length, flags, digest
+// algorithm, then an optional fs-verity digest), and fails the lookup
+// (EIO) for 1 to 3 bytes.
+func (r rules) metacopy(in *vfs.Inode) (bool, error) {
+	if !in.IsRegular() {
+		return false, nil
+	}
+	v, ok := r.xattr(in, "metacopy")
+	if !ok {
+		return false, nil
+	}
+	if r.userxattr() {
+		return false, fmt.Errorf("has %smetacopy, which the kernel does not follow on a userxattr (rootless) mount: %w", r.prefix, ErrUnsupported)
+	}
+	if n := len(v); n > 0 && n < 4 {
+		return false, fmt.Errorf("%smetacopy of %d bytes (the kernel takes 0 or at least 4, and fails the lookup): %w", r.prefix, n, ErrInvalidOverlay)
+	}
+	return true, nil
+}
+
+// redirect is a parsed overlay redirect: the path (from the root of the
+// layers, abs) or the name (in the same directory) that the layers below
+// hold the entry's contents under.
+type redirect struct {
+	raw   string
+	abs   bool
+	names []string // the components; one for a relative redirect
+}
+
+// redirect returns the redirect of a directory or metacopy file, checked
+// as the kernel checks it (ovl_get_redirect_xattr): not empty; absolute
+// ("/a/b", no empty component, no trailing "/") or one name without "/".
+// "." and ".." components, which the kernel's lookup refuses (EACCES),
+// NUL bytes and values past PATH_MAX are refused too: such a value can
+// only be forged.
+func (r rules) redirect(in *vfs.Inode) (*redirect, error) {
+	v, ok := r.xattr(in, "redirect")
+	if !ok {
+		return nil, nil
+	}
+	if r.userxattr() {
+		return nil, fmt.Errorf("has %sredirect, which the kernel does not follow on a userxattr (rootless) mount: %w", r.prefix, ErrUnsupported)
+	}
+	bad := func(why string) (*redirect, error) {
+		return nil, fmt.Errorf("invalid %sredirect %.200q: %s: %w", r.prefix, v, why, ErrInvalidOverlay)
+	}
+	switch {
+	case v == "":
+		return bad("empty (the kernel refuses it: EINVAL)")
+	case len(v) > maxRedirect:
+		return bad(fmt.Sprintf("%d bytes, longer than PATH_MAX", len(v)))
+	case strings.IndexByte(v, 0) >= 0:
+		return bad("contains a NUL byte")
+	}
+	rd := &redirect{raw: v, abs: v[0] == '/'}
+	if rd.abs {
+		rd.names = strings.Split(v[1:], "/")
+	} else {
+		if strings.Contains(v, "/") {
+			return bad("a relative redirect is one name, without '/' (the kernel refuses it: EINVAL)")
+		}
+		rd.names = []string{v}
+	}
+	for _, n := range rd.names {
+		switch n {
+		case "":
+			return bad("empty path component (the kernel refuses it: EINVAL)")
+		case ".", "..":
+			return bad(fmt.Sprintf("%q component (the kernel's lookup refuses it: EACCES); a redirect never leaves the layers", n))
+		}
+	}
+	return rd, nil
 }
 
 // Internal reports whether an xattr is an overlayfs internal that a

@@ -15,10 +15,19 @@
 #   lower     layers 5..1 alone (the image the container runs on)
 #   evasion   snapshot 7 over 5..1: a container that set user.overlay.*
 #             xattrs, which a root (trusted.*) overlay treats as plain xattrs
-#   redirect  snapshot 8 over 5..1: a directory renamed on a mount with
-#             redirect_dir=on (trusted.overlay.redirect)
+#   redirect  snapshot 8 over 5..1: directories renamed on a mount with
+#             redirect_dir=on (trusted.overlay.redirect, relative and
+#             absolute, nested, over a whited-out directory)
 #   metacopy  snapshot 9 over 5..1: chown/chmod on a mount with metacopy=on
-#             (upper inodes without data, trusted.overlay.metacopy)
+#             (upper inodes without data, trusted.overlay.metacopy), hard
+#             links and renames of such files (redirects on files), a data
+#             copy-up after a metadata one, a renamed directory
+#   metacopy2 snapshot 12 over 9 5..1: metacopy over metacopy, over a
+#             renamed metacopy file; a directory renamed twice
+#   redirect-hidden  snapshot 8 over 13 over 5..1: 13 deletes what 8's
+#             redirects point to (rm on a plain mount over 5..1)
+#   metacopy-nodata  snapshot 9 over 13 over 5..1: 13 deletes the data of
+#             some of 9's metacopy files (the kernel: EIO on their lookup)
 #   xwhiteout snapshot 10 over 5..1: a layer with the kernel's (6.7+)
 #             xattr whiteouts (trusted.overlay.whiteout in an opaque=x dir)
 #   rootopaque snapshot 11 over 5..1: a layer whose root has
@@ -278,6 +287,14 @@ printf 'inner\n' >rename/dir/inner/file
 printf 'was dir\n' >d2f/content
 printf 'was file\n' >f2d
 printf 'victim\n' >victim/v
+mkdir -p ren/a/b/c ren/gone ren/src ren/into/sub
+printf 'deep\n' >ren/a/b/c/file
+printf 'b\n' >ren/a/b/bfile
+printf 'top\n' >ren/a/topfile
+printf 'old\n' >ren/gone/old
+printf 'src\n' >ren/src/s
+printf 'into\n' >ren/into/sub/i
+printf 'meta\n' >ren/meta-file
 
 settime 1 "$S/1/fs"
 # Times a layer can carry besides its own.
@@ -381,12 +398,39 @@ down 7
 UPOPTS=redirect_dir=on up 8 5 4 3 2 1
 mv usr/share/keep usr/share/kept    # trusted.overlay.redirect=keep
 mv rename/dir-moved renamed-again   # a renamed copy of a lower dir
+ln usr/share/kept/k2 usr/share/kept/k2-link # a hard link in a renamed dir
+mv ren/a ren/a2                     # relative redirect
+mv ren/a2/b ren/a2/b2               # nested: a renamed dir in a renamed dir
+mv ren/a2/b2/c ren/c-out            # absolute redirect, through both
+printf 'added\n' >ren/a2/b2/new     # an entry added in a renamed dir
+rm ren/a2/topfile                   # and one deleted
+rm -r ren/gone && mv ren/src ren/gone # a dir renamed over a whited-out one
+mkdir ren/newparent && mv ren/into ren/newparent/into # into a new dir
 down 8
-UPOPTS=metacopy=on up 9 5 4 3 2 1
+UPOPTS=metacopy=on,redirect_dir=on up 9 5 4 3 2 1
 chown 1000:1000 sparse/big          # metadata-only copy-up
 chmod 0600 sparse/fragmented
 chown 0:1000 sparse/hole            # a sparse one
+ln sparse/big sparse/big-link       # a hard link: an absolute redirect
+chmod 0600 hard/p                   # a lower hard link (hard/q stays below)
+mv layer4-only layer4-moved         # a moved metacopy file: relative redirect
+mv layer2-only ren/layer2-moved     # absolute redirect
+chmod 0640 ren/meta-file
+printf 'more\n' >>ren/meta-file     # data copy-up after the metadata one
+mv ren/into ren/into-meta           # a renamed directory
+chown 7:7 ren/into-meta/sub/i       # a metacopy file in it
 down 9
+UPOPTS=metacopy=on,redirect_dir=on up 12 9 5 4 3 2 1
+chmod 0644 sparse/big               # metacopy over metacopy
+chown 4:4 layer4-moved              # over a renamed metacopy file
+mv ren/layer2-moved layer2-again    # a moved file moved again
+mv ren/into-meta into-twice         # a renamed directory renamed again
+chmod 0700 into-twice/sub           # a directory copy-up in it
+down 12
+up 13 5 4 3 2 1                     # deletes what 8 and 9 point to
+rm -r usr/share/keep ren/a ren/into
+rm sparse/big layer4-only
+down 13
 mkdir -p "$S/10/fs/usr/share/keep" "$S/10/work"
 : >"$S/10/fs/usr/share/keep/k2"
 setfattr -n trusted.overlay.whiteout -v y "$S/10/fs/usr/share/keep/k2"
@@ -491,6 +535,9 @@ stack() {
 	stack evasion '' 7 5 4 3 2 1
 	stack redirect redirect_dir=follow 8 5 4 3 2 1
 	stack metacopy metacopy=on 9 5 4 3 2 1
+	stack metacopy2 metacopy=on 12 9 5 4 3 2 1
+	stack redirect-hidden redirect_dir=follow 8 13 5 4 3 2 1
+	stack metacopy-nodata metacopy=on 9 13 5 4 3 2 1
 	stack xwhiteout '' 10 5 4 3 2 1
 	stack rootopaque '' 11 5 4 3 2 1
 	stack rootless userxattr 21 20
