@@ -52,6 +52,14 @@ type Record struct {
 	Whiteout      bool              `json:"whiteout,omitempty"`
 	Opaque        bool              `json:"opaque,omitempty"`
 	Layer         string            `json:"layer,omitempty"`
+	// DataLayer: a metadata-only copy-up (overlayfs metacopy) whose data
+	// is read from this lower layer. DataMissing: its data is in no layer
+	// on the disk; the entry is written with its metadata and no content.
+	DataLayer   string `json:"data_layer,omitempty"`
+	DataMissing bool   `json:"data_missing,omitempty"`
+	// MetadataOnly (diff, modified): only the metadata changed (a
+	// metadata-only copy-up).
+	MetadataOnly bool `json:"metadata_only,omitempty"`
 }
 
 // NewRecord describes in, found at the absolute path p of fsys: every

@@ -119,14 +119,14 @@ func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
 		if mt, ok := mounts[p]; ok {
 			err := w.addMount(p, mt, mounts, 0)
 			if errors.Is(err, errMountMissing) {
-				return w.add(p, e.Inode, e.FS(), e.LayerName)
+				return w.addEntry(p, e)
 			}
 			if err == nil && e.IsDir() {
 				return fs.SkipDir
 			}
 			return err
 		}
-		return w.add(p, e.Inode, e.FS(), e.LayerName)
+		return w.addEntry(p, e)
 	})
 	for _, mt := range opt.Mounts {
 		if p := strings.Trim(mt.Path, "/"); !w.mountsSeen[p] && err == nil {
@@ -229,6 +229,22 @@ func fileType(in *vfs.Inode) (byte, string) {
 
 // add writes one entry. fsys holds the inode's data.
 func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
+	return w.addNoted(p, in, fsys, layer, nil)
+}
+
+// addEntry writes a merged entry: a metadata-only copy-up names the layer
+// its data comes from, or says that it is missing.
+func (w *writer) addEntry(p string, e *layers.Entry) error {
+	if !e.Metacopy {
+		return w.add(p, e.Inode, e.FS(), e.LayerName)
+	}
+	return w.addNoted(p, e.Inode, e.FS(), e.LayerName, func(r *Record) {
+		r.DataLayer, r.DataMissing = e.DataLayerName, e.DataMissing
+	})
+}
+
+// addNoted is add with note, when set, completing the manifest record.
+func (w *writer) addNoted(p string, in *vfs.Inode, fsys vfs.FS, layer string, note func(*Record)) error {
 	typ, kind := fileType(in)
 	if kind == "" {
 		// Sockets cannot be stored in a tar; they carry no data anyway.
@@ -358,6 +374,9 @@ func (w *writer) add(p string, in *vfs.Inode, fsys vfs.FS, layer string) error {
 	w.stats.Files++
 	if w.opt.Progress != nil {
 		w.opt.Progress(w.stats.Files, w.stats.Bytes)
+	}
+	if note != nil {
+		note(&me)
 	}
 	if w.enc != nil {
 		if err := w.enc.Encode(me); err != nil {

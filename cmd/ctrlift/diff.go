@@ -50,8 +50,13 @@ image had). Symlinks are never followed. REF is as for "info container".
 			fmt.Fprintln(tw, "CHANGE\tPATH\tMODE\tUID:GID\tSIZE\tMTIME\tSHA256")
 			err = n.DiffContainer(c, opt, func(r export.Record) error {
 				change := r.Change
-				if r.MountPoint {
+				switch {
+				case r.MountPoint:
 					change += " (mount point)"
+				case r.MetadataOnly:
+					change += " (metadata)"
+				case r.DataMissing:
+					change += " (data missing)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d:%d\t%s\t%s\t%s\n", change, printableCell(recordName(r)), recordMode(r), r.UID, r.GID, recordSize(r), whenNs(r.MtimeNs), recordSum(r, &p))
 				return nil
