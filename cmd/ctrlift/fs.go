@@ -166,6 +166,17 @@ func fsCatCmd(g *globalFlags) *cobra.Command {
 			if !st.Mode().IsRegular() {
 				return fmt.Errorf("%s: not a regular file (%s)", args[0], st.Mode().Type())
 			}
+			// An overlayfs metadata-only copy-up holds no data of its own:
+			// its bytes here are holes, not what the container read.
+			if x, ok := st.Sys().(interface{ Xattr(string) ([]byte, bool) }); ok {
+				if _, meta := x.Xattr("trusted.overlay.metacopy"); meta {
+					from := "the same path of a lower layer"
+					if r, ok := x.Xattr("trusted.overlay.redirect"); ok {
+						from = strconv.Quote(string(r)) + " in a lower layer"
+					}
+					return fmt.Errorf("%s: an overlayfs metadata-only copy-up: its data is %s, not in this file; export the container (or diff it) to read the data the container saw", args[0], from)
+				}
+			}
 			copied, err := io.CopyBuffer(cmd.OutOrStdout(), f, make([]byte, 1<<20))
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
