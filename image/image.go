@@ -305,9 +305,18 @@ func (d *Disk) fromMBROrBare() error {
 	return nil
 }
 
+// StatePartitions name the partitions node images keep their runtime
+// state on, most specific first: COS's STATE, Talos's EPHEMERAL (mounted
+// at /var), Bottlerocket's BOTTLEROCKET-DATA (mounted at /local, holding
+// /var).
+var StatePartitions = []string{"STATE", "EPHEMERAL", "BOTTLEROCKET-DATA"}
+
+// Readable reports whether ctrlift reads filesystems of type t.
+func Readable(t string) bool { return IsExt(t) || t == FSXFS }
+
 // Select picks a partition:
-//   - "": the partition named STATE, else the one whose filesystem label
-//     is STATE, else the largest ext2/3/4 filesystem;
+//   - "": the first of StatePartitions found as a partition name, then as
+//     a filesystem label; else the largest ext2/3/4 or XFS filesystem;
 //   - a number: the partition with that number;
 //   - otherwise a GPT partition name, then a filesystem label (exact,
 //     then case-insensitive).
@@ -315,23 +324,25 @@ func (d *Disk) fromMBROrBare() error {
 // The error lists the partitions when nothing (or more than one) matches.
 func (d *Disk) Select(spec string) (*Partition, error) {
 	if spec == "" {
-		for _, match := range []func(*Partition) bool{
-			func(p *Partition) bool { return p.Name == "STATE" },
-			func(p *Partition) bool { return p.FS.Label == "STATE" },
-		} {
-			if p, err := d.pick("STATE", match); p != nil || err != nil {
-				return p, err
+		for _, name := range StatePartitions {
+			for _, match := range []func(*Partition) bool{
+				func(p *Partition) bool { return p.Name == name },
+				func(p *Partition) bool { return p.FS.Label == name },
+			} {
+				if p, err := d.pick(name, match); p != nil || err != nil {
+					return p, err
+				}
 			}
 		}
 		var best *Partition
 		for i := range d.Partitions {
 			p := &d.Partitions[i]
-			if IsExt(p.FS.Type) && (best == nil || p.Size > best.Size) {
+			if Readable(p.FS.Type) && (best == nil || p.Size > best.Size) {
 				best = p
 			}
 		}
 		if best == nil {
-			return nil, fmt.Errorf("image: %s: no partition named or labelled STATE and no ext2/3/4 filesystem; select one of: %s", d.name(), d.describe())
+			return nil, fmt.Errorf("image: %s: no partition named or labelled %s and no ext2/3/4 or XFS filesystem; select one of: %s", d.name(), strings.Join(StatePartitions, ", "), d.describe())
 		}
 		return best, nil
 	}

@@ -89,7 +89,7 @@ var fixtureDisks = []wantDisk{
 		},
 	},
 	{
-		name: "fsmix", layout: LayoutGPT, sectorSize: 512, diskGUID: "5A5A0006-0000-4000-8000-000000000000", selected: 5,
+		name: "fsmix", layout: LayoutGPT, sectorSize: 512, diskGUID: "5A5A0006-0000-4000-8000-000000000000", selected: 1, // the largest ext4 or XFS
 		parts: []wantPart{
 			{1, "xfs", gpt.TypeLinuxFilesystem, "", "Linux filesystem", 2048, 32768, "", FSInfo{"xfs", "xfslbl", "5a5a0006-0000-4000-8000-0000000000f1"}},
 			{2, "btrfs", gpt.TypeLinuxFilesystem, "", "Linux filesystem", 34816, 225280, "", FSInfo{"btrfs", "btrlbl", "5a5a0006-0000-4000-8000-0000000000f2"}},
@@ -216,7 +216,7 @@ func TestSelect(t *testing.T) {
 		{mbr, "5", 5, ""},
 		{mbr, "logical5", 5, ""},
 		{bare, "0", 0, ""},
-		{bare, "", 0, "no ext2/3/4 filesystem; select one of: 0 vfat label \"BAREFAT\""},
+		{bare, "", 0, "no ext2/3/4 or XFS filesystem; select one of: 0 vfat label \"BAREFAT\""},
 	}
 	for _, tt := range tests {
 		p, err := tt.d.Select(tt.spec)

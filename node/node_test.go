@@ -43,7 +43,7 @@ func TestOpenPartitions(t *testing.T) {
 	for _, tt := range []struct{ partition, err string }{
 		{"datavol", ""},
 		{"3", ""},
-		{"EFI-SYSTEM", `partition 2 "EFI-SYSTEM" (vfat, label "EFI", 8.0 MiB at byte 17825792) is not an ext2/3/4 filesystem`},
+		{"EFI-SYSTEM", `partition 2 "EFI-SYSTEM" (vfat, label "EFI", 8.0 MiB at byte 17825792) is not an ext2/3/4 or XFS filesystem`},
 		{"nope", `no partition with number, name or label "nope"`},
 	} {
 		n, err := Open([]string{gpt}, Options{NoCache: true, Partition: tt.partition})

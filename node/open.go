@@ -15,6 +15,7 @@ import (
 	"github.com/ctrlift/ctrlift/image/dirfs"
 	"github.com/ctrlift/ctrlift/image/ext4"
 	"github.com/ctrlift/ctrlift/image/tarfs"
+	"github.com/ctrlift/ctrlift/image/xfs"
 	"github.com/ctrlift/ctrlift/internal/units"
 	"github.com/ctrlift/ctrlift/vfs"
 )
@@ -100,6 +101,7 @@ type source struct {
 	files fs.FS  // the io/fs view, for the runtime state readers
 	part  *image.Partition
 	ext   *ext4.FS
+	xfs   *xfs.FS
 	dir   *dirfs.FS
 	tar   *tarfs.FS
 	loose *looseDB
@@ -249,23 +251,33 @@ func (n *Node) selectTree() error {
 	return firstErr
 }
 
-// openPartition reads the filesystem of p.
+// openPartition reads the filesystem of p: ext2/3/4 or XFS.
 func (n *Node) openPartition(in *input, p *image.Partition) (*source, error) {
-	if !image.IsExt(p.FS.Type) {
-		return nil, fmt.Errorf("%s is not an ext2/3/4 filesystem; select another partition", describePartition(p))
+	switch {
+	case image.IsExt(p.FS.Type):
+		e, err := ext4.NewReader(p.Reader(), p.Size)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", describePartition(p), err)
+		}
+		for _, w := range e.Warnings() {
+			n.warn(w)
+		}
+		return &source{in: in, tree: e.Source(), files: e, part: p, ext: e}, nil
+	case p.FS.Type == image.FSXFS:
+		x, err := xfs.NewReader(p.Reader(), p.Size)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", describePartition(p), err)
+		}
+		for _, w := range x.Warnings() {
+			n.warn(describePartition(p) + ": " + w)
+		}
+		return &source{in: in, tree: x, files: x.IOFS(), part: p, xfs: x}, nil
 	}
-	e, err := ext4.NewReader(p.Reader(), p.Size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", describePartition(p), err)
-	}
-	for _, w := range e.Warnings() {
-		n.warn(w)
-	}
-	return &source{in: in, tree: e.Source(), files: e, part: p, ext: e}, nil
+	return nil, fmt.Errorf("%s is not an ext2/3/4 or XFS filesystem; select another partition", describePartition(p))
 }
 
 // readable reports whether Open can read a filesystem of this type.
-func readable(fsType string) bool { return image.IsExt(fsType) }
+func readable(fsType string) bool { return image.Readable(fsType) }
 
 // Close releases every input.
 func (n *Node) Close() error {
@@ -290,6 +302,8 @@ func (s *source) close() {
 	switch {
 	case s.ext != nil:
 		s.ext.Close()
+	case s.xfs != nil:
+		s.xfs.Close()
 	case s.dir != nil:
 		s.dir.Close()
 	case s.tar != nil:

@@ -6,6 +6,9 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,14 +19,47 @@ import (
 
 func TestExampleNode(t *testing.T) {
 	repo := testutil.RepoRoot(t)
-	dir := filepath.Join(repo, "testdata", "images", "example")
-	n, err := node.Open([]string{filepath.Join(dir, "wordpress-node.raw.zst")}, node.Options{CacheDir: t.TempDir()})
+	checkNode(t, filepath.Join(repo, "testdata", "images", "example", "wordpress-node.raw.zst"), "STATE", "ext4")
+}
+
+// TestXFSNode: the example node's containerd state copied (cp -a, as root)
+// onto the XFS root of an EKS-like disk made by mkfs.xfs and sgdisk
+// (testdata/images/xfs/make-eks-node.sh) reads as the ext4 original: the
+// same containers, and every export equal to the kernel's view of the
+// original overlay mount. Reading needs no privilege; making the disk
+// needs root.
+func TestXFSNode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making the XFS node disk needs root (loop mounts)")
+	}
+	testutil.NeedTools(t, "mkfs.xfs", "sgdisk", "zstd", "mount")
+	repo := testutil.RepoRoot(t)
+	disk := filepath.Join(t.TempDir(), "eks-node.raw")
+	out, err := exec.Command(filepath.Join(repo, "testdata", "images", "xfs", "make-eks-node.sh"), disk).CombinedOutput()
+	if err != nil {
+		t.Skipf("make-eks-node.sh (the kernel may lack XFS or loop devices): %v\n%s", err, out)
+	}
+	xfsList := checkNode(t, disk, "ROOT", "xfs")
+	ext4List := checkNode(t, filepath.Join(repo, "testdata", "images", "example", "wordpress-node.raw.zst"), "STATE", "ext4")
+	if xfsList != ext4List {
+		t.Errorf("containers differ:\nxfs  %s\next4 %s", xfsList, ext4List)
+	}
+}
+
+// checkNode opens a disk holding the example node's containerd state on
+// the partition named part, exports every container and compares it with
+// the manifest the kernel's overlay mount gave when the example was made.
+// It returns the containers as listed: id, pod, name, status, exit code.
+func checkNode(t *testing.T, disk, part, fsType string) string {
+	t.Helper()
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example")
+	n, err := node.Open([]string{disk}, node.Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if p := n.Partition(); p == nil || p.Name != "STATE" || p.FS.Type != "ext4" {
-		t.Fatalf("selected %+v, want the ext4 STATE partition", p)
+	if p := n.Partition(); p == nil || p.Name != part || p.FS.Type != fsType {
+		t.Fatalf("selected %+v, want the %s %s partition", p, fsType, part)
 	}
 	st, err := n.State()
 	if err != nil {
@@ -34,7 +70,7 @@ func TestExampleNode(t *testing.T) {
 		t.Errorf("%d containers in meta.db, %d in the manifests", len(st.Containers), len(rows))
 	}
 	for _, row := range rows {
-		t.Run(row.Container[:12], func(t *testing.T) {
+		t.Run(fsType+"/"+row.Container[:12], func(t *testing.T) {
 			c, err := n.Resolve(row.NS + "/" + row.Container)
 			if err != nil {
 				t.Fatal(err)
@@ -59,4 +95,17 @@ func TestExampleNode(t *testing.T) {
 			testutil.CompareManifests(t, c.ID, want, testutil.TarToManifest(t, buf.Bytes()))
 		})
 	}
+	l, err := n.Containers(node.ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, c := range l.Shown {
+		exit := "-"
+		if c.ExitCode != nil {
+			exit = fmt.Sprint(*c.ExitCode)
+		}
+		fmt.Fprintf(&b, "%s %s/%s/%s %s %s; ", c.ID, c.PodNamespace, c.PodName, c.ContainerName, c.Status, exit)
+	}
+	return b.String()
 }
