@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/export"
+	"github.com/ctrlift/ctrlift/export/oci"
 	"github.com/ctrlift/ctrlift/image/cache"
 	"github.com/ctrlift/ctrlift/internal/safeout"
 	"github.com/ctrlift/ctrlift/layers"
@@ -22,12 +23,13 @@ type Format string
 
 const (
 	FormatTar Format = "tar" // a deterministic PAX tar of the tree
+	FormatOCI Format = "oci" // the container as an image: an OCI layout and docker save archive (Compression is its layers')
 )
 
 func (f Format) String() string { return string(f) }
 
 // ExportFormats are the formats Export writes.
-var ExportFormats = []Format{FormatTar}
+var ExportFormats = []Format{FormatTar, FormatOCI}
 
 // ExportOptions tune Export and ExportAll.
 type ExportOptions struct {
@@ -36,6 +38,9 @@ type ExportOptions struct {
 	// Changes exports only what the container changed: its writable
 	// layer as an OCI layer tar (whiteouts as .wh. files).
 	Changes bool
+	// NoChanges, with FormatOCI, leaves the container's writable layer
+	// out: the image alone.
+	NoChanges bool
 	// Layers, e.g. whether missing layers are skipped.
 	Layers LayerOptions
 	// Compression of the output; "" is from the file name for a file
@@ -59,14 +64,15 @@ type ExportProgress struct {
 
 // Exported describes one written export.
 type Exported struct {
-	Entries     int64    `json:"entries"`
-	Bytes       int64    `json:"file_bytes"` // file content bytes
-	Size        int64    `json:"size"`       // bytes written (compressed when compressed)
-	SHA256      string   `json:"sha256"`     // of the bytes written
-	TarSHA256   string   `json:"tar_sha256"` // of the uncompressed tar stream
-	Compression string   `json:"compression"`
-	Skipped     []string `json:"skipped,omitempty"` // entries a tar cannot hold (sockets)
-	Warnings    []string `json:"warnings,omitempty"`
+	Entries     int64       `json:"entries"`
+	Bytes       int64       `json:"file_bytes"` // file content bytes
+	Size        int64       `json:"size"`       // bytes written (compressed when compressed)
+	SHA256      string      `json:"sha256"`     // of the bytes written
+	TarSHA256   string      `json:"tar_sha256"` // of the uncompressed tar stream
+	Compression string      `json:"compression"`
+	Skipped     []string    `json:"skipped,omitempty"` // entries a tar cannot hold (sockets)
+	Warnings    []string    `json:"warnings,omitempty"`
+	OCI         *oci.Result `json:"oci,omitempty"` // with FormatOCI: the image written
 }
 
 // UnknownFormatError is a format name that is not one of Allowed.
@@ -101,6 +107,12 @@ func joinOr(ss []string) string {
 }
 
 func (o ExportOptions) check() error {
+	if o.Format == FormatOCI {
+		return o.checkOCI()
+	}
+	if o.NoChanges {
+		return errNoChanges
+	}
 	if o.Format == "" || o.Format == FormatTar {
 		return nil
 	}
@@ -233,6 +245,11 @@ func (n *Node) guard(force bool) (*safeout.Guard, error) {
 		return nil, err
 	}
 	for _, in := range n.inputs {
+		for _, f := range in.disk.FilesRead() {
+			if err := g.Protect(f, "a file of the input"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+		}
 		if in.disk != nil && in.disk.RawPath != "" {
 			// The whole cache: every file in it is some input's copy.
 			if err := g.Protect(filepath.Dir(in.disk.RawPath), "the cache of decompressed inputs, holding the input's copy"); err != nil {
@@ -253,6 +270,9 @@ func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); retur
 func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path string, opt ExportOptions) (*Exported, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
+	}
+	if opt.Format == FormatOCI {
+		return n.writeOCI(g, ls, w, path, opt)
 	}
 	m, err := layers.New(ls, layers.Options{AllowMissing: opt.Layers.AllowMissing})
 	if err != nil {

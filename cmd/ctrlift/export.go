@@ -22,6 +22,7 @@ type exportFlags struct {
 	compress     string
 	manifest     string
 	changes      bool
+	noChanges    bool
 	all          bool
 	supportFile  string
 	snapshot     string
@@ -50,11 +51,20 @@ container that "list containers" shows with the same flags is exported,
 one tar and manifest each, plus index.json; with REFs (pod:K8SNS/POD for
 a whole pod), those.
 
+With -o oci, FILE is one tar that is both an OCI image layout and a
+docker save archive (skopeo oci-archive:, umoci, docker load, trivy
+--input): each snapshot of the container's chain as a layer, its
+writable layer (what it changed) on top unless --no-changes, and the
+image's config from the content store, rewritten for those layers (or
+one made from the container's spec when it is gone). Its layers are
+gzip-compressed unless --compress says otherwise.
+
 REF is as for "info container": an id, a unique id prefix,
 containerd://ID, NAME, POD/NAME or K8SNS/POD/NAME.
 
   ctrlift export -i node.raw prod/web-1/web web.tar.zst
   ctrlift export -i node.raw REF --changes diff.tar     # OCI layer of what the container changed
+  ctrlift export -i node.raw REF -o oci image.tar       # the container as an image (OCI layout + docker save)
   ctrlift export -i node.raw -d out/                    # every workload container, plus index.json
   ctrlift export -i node.raw -d out/ pod:prod/web-1     # the containers of one pod
   ctrlift export -i node.raw --snapshot sha256:... rootfs.tar
@@ -69,9 +79,10 @@ image can never reach the analyst's own files.`,
 	fl := cmd.Flags()
 	fl.StringVarP(&ef.format, "output", "o", string(node.FormatTar), "output format: "+formatList())
 	fl.StringVarP(&ef.dir, "dir", "d", "", "export into this directory: one tar and manifest per container, plus index.json")
-	fl.StringVar(&ef.compress, "compress", "", "gzip, zstd or none (default: from the file name; none for stdout and for -d)")
+	fl.StringVar(&ef.compress, "compress", "", "gzip, zstd or none (default: from the file name; none for stdout and for -d; with -o oci, of its layers, default gzip)")
 	fl.StringVar(&ef.manifest, "manifest", "", "also write a JSON-lines manifest, one record per entry (README, \"Records\")")
 	fl.BoolVar(&ef.changes, "changes", false, "export only what the container changed: its writable layer as an OCI layer tar (.wh. whiteouts)")
+	fl.BoolVar(&ef.noChanges, "no-changes", false, "with -o oci, the image without the container's changes")
 	registerSelection(cmd, &ef.all, &ef.supportFile)
 	fl.StringVar(&ef.snapshot, "snapshot", "", "export a snapshot chain by snapshot key (e.g. an image's rootfs chain id) instead of a container")
 	fl.StringVar(&ef.snapshotter, "snapshotter", "", "snapshotter of --snapshot (default: the one that has the key)")
@@ -95,7 +106,7 @@ func formatList() string {
 
 func (ef *exportFlags) options(cmd *cobra.Command) (node.ExportOptions, error) {
 	o := node.ExportOptions{
-		Format: node.Format(ef.format), Changes: ef.changes, Layers: node.LayerOptions{AllowMissing: ef.allowMissing},
+		Format: node.Format(ef.format), Changes: ef.changes, NoChanges: ef.noChanges, Layers: node.LayerOptions{AllowMissing: ef.allowMissing},
 		Manifest: ef.manifest, Force: ef.force,
 	}
 	if ef.compress != "" {
@@ -199,6 +210,9 @@ func exportDir(cmd *cobra.Command, g *globalFlags, ef *exportFlags, opt node.Exp
 	if ef.snapshot != "" || ef.layerDirs != "" {
 		return errors.New("--snapshot and --layer-dirs export one tree to a FILE, not into -d DIR")
 	}
+	if opt.Format == node.FormatOCI {
+		return errors.New("-o oci writes one container's image to a FILE; -d DIR writes tars only")
+	}
 	if err := node.CheckOutputs(g.inputs, nil, []string{ef.dir}, ef.force); err != nil {
 		return err
 	}
@@ -239,6 +253,9 @@ func summarize(cmd *cobra.Command, name string, res *node.Exported, took time.Du
 	}
 	inform(cmd, "%s", line)
 	inform(cmd, "tar sha256 %s", res.TarSHA256)
+	if o := res.OCI; o != nil {
+		inform(cmd, "image %s: manifest %s, %d layers, %s config", printable(o.Name), o.ManifestDigest, len(o.Layers), o.Config)
+	}
 	if res.Compression != string(export.None) {
 		inform(cmd, "%s sha256 %s", res.Compression, res.SHA256)
 	}

@@ -201,7 +201,7 @@ func TestExportGrammar(t *testing.T) {
 		args []string
 		err  string
 	}{
-		{[]string{"export", "-i", img, frontend, filepath.Join(dir, "x.tar"), "-o", "oci"}, `unknown output format "oci" (want tar)`},
+		{[]string{"export", "-i", img, frontend, filepath.Join(dir, "x.tar"), "-o", "zip"}, `unknown output format "zip" (want tar or oci)`},
 		{[]string{"list", "containers", "-i", img, "-o", "yaml"}, `unknown output format "yaml" (want table, json or jsonl)`},
 		{[]string{"info", "container", "-i", img, frontend, "-o", "table"}, `unknown output format "table" (want json or jsonl)`},
 		{[]string{"export", "-i", img}, "say what to export and where"},
