@@ -78,3 +78,25 @@ func (w *writer) addMount(p string, m Mount, mounts mountTable, depth int) error
 // errMountMissing: the mount's source is not on the disk; the layers'
 // entry is written instead and the mount named in Stats.Skipped.
 var errMountMissing = errors.New("mount source missing")
+
+// WalkMount visits the tree of mount m as the container saw it: its
+// root at m.Path, then what is below, directories first, names in byte
+// order; p is the absolute container path.
+func WalkMount(m Mount, fn func(p string, in *vfs.Inode, fsys vfs.FS) error) error {
+	root := "/" + strings.Trim(m.Path, "/")
+	in, err := m.FS.Lookup(m.Source)
+	if err != nil {
+		return nil // not on the disk: Volumes says so
+	}
+	if !in.IsDir() {
+		return fn(root, in, m.FS)
+	}
+	l := layers.Layer{FS: m.FS, Dir: m.Source, Name: m.Name}
+	return layers.WalkLayer(l, layers.Options{}, func(rel string, e *layers.Entry) error {
+		p := root
+		if rel != "." {
+			p = root + "/" + rel
+		}
+		return fn(p, e.Inode, e.FS())
+	})
+}

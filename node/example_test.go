@@ -70,7 +70,7 @@ func ExampleNode_Diff() {
 		log.Fatal(err)
 	}
 	defer n.Close()
-	err = n.Diff("blog/wordpress-6d8f7b9c5-q2lzx/wordpress", node.LayerOptions{}, func(r export.Record) error {
+	err = n.Diff("blog/wordpress-6d8f7b9c5-q2lzx/wordpress", node.DiffOptions{Volumes: node.VolumesNone}, func(r export.Record) error {
 		if r.Change == "added" && r.Type == "file" {
 			fmt.Println(r.Change, r.Path)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/ctrlift/ctrlift/image/cache"
 	"github.com/ctrlift/ctrlift/internal/safeout"
 	"github.com/ctrlift/ctrlift/layers"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Format is an export's output format.
@@ -54,6 +55,14 @@ type ExportOptions struct {
 	Force bool
 	// Progress, when set, is called as entries are written.
 	Progress func(ExportProgress)
+	// Volumes says which of a container's mounts are written at their
+	// container paths (Export, ExportFile, ExportAll; never with Changes
+	// or FormatOCI, whose layers are the image's and the container's own).
+	Volumes VolumeMode
+	// Hashes are the digests of each file in the manifest; nil is sha256.
+	Hashes []export.Hash
+
+	mounts []export.Mount // the included volumes of the container exported
 }
 
 // ExportProgress is the state of a running export.
@@ -127,7 +136,7 @@ func (o ExportOptions) check() error {
 // filesystem merged from its layers the way overlayfs would, or with
 // opt.Changes only its writable layer, as a deterministic tar.
 func (n *Node) Export(ref string, w io.Writer, opt ExportOptions) (*Exported, error) {
-	ls, err := n.refLayers(ref, opt)
+	ls, err := n.refLayers(ref, &opt)
 	if err != nil {
 		return nil, err
 	}
@@ -138,14 +147,15 @@ func (n *Node) Export(ref string, w io.Writer, opt ExportOptions) (*Exported, er
 // an input (or its decompressed copy) and replaced only with opt.Force;
 // nothing appears under its name unless the export succeeds.
 func (n *Node) ExportFile(ref, path string, opt ExportOptions) (*Exported, error) {
-	ls, err := n.refLayers(ref, opt)
+	ls, err := n.refLayers(ref, &opt)
 	if err != nil {
 		return nil, err
 	}
 	return n.ExportLayersFile(ls, path, opt)
 }
 
-func (n *Node) refLayers(ref string, opt ExportOptions) ([]layers.Layer, error) {
+// refLayers resolves ref to its layers, and its volumes into opt.
+func (n *Node) refLayers(ref string, opt *ExportOptions) ([]layers.Layer, error) {
 	if err := opt.check(); err != nil {
 		return nil, err
 	}
@@ -153,7 +163,24 @@ func (n *Node) refLayers(ref string, opt ExportOptions) ([]layers.Layer, error) 
 	if err != nil {
 		return nil, err
 	}
-	return n.Layers(c, opt.Layers)
+	return n.containerLayers(c, opt)
+}
+
+// containerLayers is the layers of c, with its volumes set in opt.
+func (n *Node) containerLayers(c *containerd.Container, opt *ExportOptions) ([]layers.Layer, error) {
+	ls, err := n.Layers(c, opt.Layers)
+	if err != nil {
+		return nil, err
+	}
+	opt.mounts = nil
+	if !opt.Changes && opt.Format != FormatOCI && opt.Volumes != VolumesNone {
+		vs, err := n.Volumes(c, opt.Volumes)
+		if err != nil {
+			return nil, err
+		}
+		opt.mounts = n.mounts(vs)
+	}
+	return ls, nil
 }
 
 // ExportLayers is Export for layers given directly (SnapshotLayers,
@@ -278,10 +305,7 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 	if err != nil {
 		return nil, err
 	}
-	res := &Exported{Warnings: m.Warnings}
-	for _, msg := range m.Warnings {
-		n.warn(msg)
-	}
+	res := &Exported{}
 	comp := opt.Compression
 	if comp == "" {
 		comp = export.None
@@ -311,7 +335,7 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 	if err != nil {
 		return fail(err)
 	}
-	eo := export.Options{}
+	eo := export.Options{Hashes: opt.Hashes, Mounts: opt.mounts}
 	if opt.Manifest != "" {
 		if manifest, err = g.Create(opt.Manifest); err != nil {
 			return fail(err)
@@ -352,6 +376,12 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 			return fail(err)
 		}
 	}
+	// The merge finds some problems (a metacopy file without data) only
+	// as it reads the tree.
+	res.Warnings = m.Warnings
+	for _, msg := range m.Warnings {
+		n.warn(msg)
+	}
 	res.Entries, res.Bytes, res.Size = stats.Files, stats.Bytes, size.n
 	res.SHA256, res.TarSHA256, res.Compression = hex.EncodeToString(fileSum.Sum(nil)), stats.TarSHA256, string(comp)
 	res.Skipped = stats.Skipped
@@ -372,12 +402,23 @@ func totals(m *layers.Merged) ExportProgress {
 	return p
 }
 
+// DiffOptions tune Diff.
+type DiffOptions struct {
+	Layers LayerOptions
+	// Volumes: the included mounts' entries are listed as added, named
+	// as their source (VolumesDisk by default; VolumesNone for the
+	// writable layer alone).
+	Volumes VolumeMode
+	// Hashes are the digests of each file; nil is sha256.
+	Hashes []export.Hash
+}
+
 // Diff streams what a container's writable layer added, modified and
 // deleted relative to its image layers, one export.Record per changed
-// path with Change set, in path order. A file's sha256 is of the
-// container's version; for deletions, of the version the image had.
-// Symlinks are never followed.
-func (n *Node) Diff(ref string, opt LayerOptions, fn func(export.Record) error) error {
+// path with Change set: the layer's changes in path order, then what its
+// volumes hold. A file's digests are of the container's version; for
+// deletions, of the version the image had. Symlinks are never followed.
+func (n *Node) Diff(ref string, opt DiffOptions, fn func(export.Record) error) error {
 	c, err := n.Resolve(ref)
 	if err != nil {
 		return err
@@ -386,12 +427,12 @@ func (n *Node) Diff(ref string, opt LayerOptions, fn func(export.Record) error) 
 }
 
 // DiffContainer is Diff for a container already resolved.
-func (n *Node) DiffContainer(c *containerd.Container, opt LayerOptions, fn func(export.Record) error) error {
-	ls, err := n.Layers(c, opt)
+func (n *Node) DiffContainer(c *containerd.Container, opt DiffOptions, fn func(export.Record) error) error {
+	ls, err := n.Layers(c, opt.Layers)
 	if err != nil {
 		return err
 	}
-	dg := export.NewDigester()
+	dg := export.NewDigester(opt.Hashes...)
 	mounts := mountPoints(c)
 	emit := func(ch layers.Change) error {
 		in := ch.Entry.Inode
@@ -401,19 +442,49 @@ func (n *Node) DiffContainer(c *containerd.Container, opt LayerOptions, fn func(
 		}
 		r.Change, r.Layer, r.ContentUnchecked = ch.Kind.String(), ch.Entry.LayerName, ch.ContentUnchecked
 		r.MountPoint = ch.Kind == layers.Added && mounts[ch.Path] && isStub(ch.Entry.FS(), in)
-		if in.IsRegular() {
-			if r.SHA256, r.SHA256Omitted, err = dg.Sum(ch.Entry.FS(), in); err != nil {
+		r.MetadataOnly = ch.MetadataOnly
+		if ch.Entry.Metacopy {
+			r.DataLayer, r.DataMissing = ch.Entry.DataLayerName, ch.Entry.DataMissing
+		}
+		if in.IsRegular() && !r.DataMissing {
+			ds, omitted, err := dg.Digests(ch.Entry.FS(), in)
+			if err != nil {
 				return fmt.Errorf("%s: %w", ch.Path, err)
 			}
+			r.SHA256, r.MD5, r.SHA1, r.SHA256Omitted = ds.SHA256, ds.MD5, ds.SHA1, omitted
 		}
 		return fn(r)
 	}
+	if err := n.diffLayers(ls, opt, emit); err != nil {
+		return err
+	}
+	if opt.Volumes == VolumesNone {
+		return nil
+	}
+	vs, err := n.Volumes(c, opt.Volumes)
+	if err != nil {
+		return err
+	}
+	for _, m := range n.mounts(vs) {
+		err := export.WalkMount(m, func(p string, in *vfs.Inode, fsys vfs.FS) error {
+			return emit(layers.Change{Path: p, Kind: layers.Added, Entry: layers.NewEntry(in, fsys, m.Name)})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// diffLayers streams the changes of the writable layer ls[0].
+func (n *Node) diffLayers(ls []layers.Layer, opt DiffOptions, emit func(layers.Change) error) error {
+	var err error
 	if native, err := n.compareWithParent(ls, emit); native {
 		return err
 	}
 	var lower *layers.Merged
 	if len(ls) > 1 {
-		if lower, err = layers.New(ls[1:], layers.Options{AllowMissing: opt.AllowMissing}); err != nil {
+		if lower, err = layers.New(ls[1:], layers.Options{AllowMissing: opt.Layers.AllowMissing}); err != nil {
 			return err
 		}
 	}

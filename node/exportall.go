@@ -83,6 +83,9 @@ type ExportedContainer struct {
 	Layers int       `json:"layers"`
 	Tar    *Exported `json:"tar,omitempty"`
 	Error  string    `json:"error,omitempty"`
+	// Volumes are the container's mounts, included or not, and where
+	// their data is.
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // SkippedContainer is a container ExportAll left out, and why.
@@ -255,7 +258,8 @@ func (n *Node) ExportAll(dir string, opt ExportAllOptions) (*Index, error) {
 			err = g.Claim(sub.Manifest)
 		}
 		if err == nil {
-			ls, lerr := n.Layers(c, opt.Layers)
+			e.Volumes, _ = n.Volumes(c, sub.Volumes) // listed even when they are not written
+			ls, lerr := n.containerLayers(c, &sub)
 			if err = lerr; err == nil {
 				e.Tar, err = n.write(g, ls, nil, file, sub)
 			}

@@ -76,7 +76,7 @@ func TestExportOCI(t *testing.T) {
 		t.Errorf("second export differs (%v)", err)
 	}
 	var plain bytes.Buffer
-	if _, err := n.Export(wordpressRef, &plain, ExportOptions{}); err != nil {
+	if _, err := n.Export(wordpressRef, &plain, ExportOptions{Volumes: VolumesNone}); err != nil { // an image holds no volumes
 		t.Fatal(err)
 	}
 	image := filepath.Join(dir, "image.oci.tar")
@@ -568,7 +568,7 @@ func TestExportOCINative(t *testing.T) {
 	if o := res.OCI; len(o.Layers) != 2 || o.Layers[0].Source != "native/1" || !o.Layers[1].Changes || o.Config != oci.ConfigOriginal || len(res.Warnings) != 0 {
 		t.Fatalf("%+v, warnings %q", o, res.Warnings)
 	}
-	if _, err := n.Export("native-box", &plain, ExportOptions{}); err != nil {
+	if _, err := n.Export("native-box", &plain, ExportOptions{Volumes: VolumesNone}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.NeedTools(t, "umoci")

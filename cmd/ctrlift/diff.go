@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -13,13 +14,17 @@ import (
 func newDiffCmd(g *globalFlags) *cobra.Command {
 	var p printFlags
 	var allowMissing bool
+	var vh volumeHashFlags
 	cmd := &cobra.Command{
 		Use:   "diff REF",
 		Short: "List what a container added, modified and deleted relative to its image, without mounting",
 		Long: `List the paths a container's writable layer added, modified or deleted
 relative to its image layers, with type, mode, owner, size, mtime and
 sha256 (of the container's version; for deletions, of the version the
-image had). Symlinks are never followed. REF is as for "info container".
+image had), then what its volumes hold, as added entries named by their
+source (--volumes none leaves them out). A native snapshot is compared
+with its parent snapshot. Symlinks are never followed. REF is as for
+"info container".
 -o json and jsonl give one record per path (README, "Records").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,7 +39,10 @@ image had). Symlinks are never followed. REF is as for "info container".
 			}
 			inform(cmd, "container %s", printable(node.Describe(c)))
 			out := cmd.OutOrStdout()
-			opt := node.LayerOptions{AllowMissing: allowMissing}
+			opt := node.DiffOptions{Layers: node.LayerOptions{AllowMissing: allowMissing}}
+			if opt.Volumes, opt.Hashes, err = vh.parse(); err != nil {
+				return err
+			}
 			switch p.format {
 			case "jsonl":
 				enc := newJSON(out, false)
@@ -57,6 +65,8 @@ image had). Symlinks are never followed. REF is as for "info container".
 					change += " (metadata)"
 				case r.DataMissing:
 					change += " (data missing)"
+				case strings.HasPrefix(r.Layer, "volume "):
+					change += " (volume)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d:%d\t%s\t%s\t%s\n", change, printableCell(recordName(r)), recordMode(r), r.UID, r.GID, recordSize(r), whenNs(r.MtimeNs), recordSum(r, &p))
 				return nil
@@ -69,6 +79,7 @@ image had). Symlinks are never followed. REF is as for "info container".
 	}
 	p.register(cmd, listFormats, true)
 	registerAllowMissing(cmd, &allowMissing)
+	vh.register(cmd)
 	return cmd
 }
 

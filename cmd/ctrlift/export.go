@@ -31,6 +31,7 @@ type exportFlags struct {
 	allowMissing bool
 	force        bool
 	hashInput    bool
+	volumeHashFlags
 }
 
 func newExportCmd(g *globalFlags) *cobra.Command {
@@ -89,6 +90,7 @@ image can never reach the analyst's own files.`,
 	fl.StringVar(&ef.layerDirs, "layer-dirs", "", "colon-separated layer directories on the partition, top first (no runtime state needed)")
 	registerAllowMissing(cmd, &ef.allowMissing)
 	fl.BoolVar(&ef.force, "force", false, "replace existing output files and write into a non-empty -d directory (the input is never written)")
+	ef.volumeHashFlags.register(cmd)
 	fl.BoolVar(&ef.hashInput, "hash-input", false, "with -d, record each input file's sha256 in index.json (reads the inputs once more)")
 	cmd.PreRunE = func(*cobra.Command, []string) error {
 		return (&printFlags{format: ef.format, allowed: strings.Split(formatList(), ", ")}).check()
@@ -108,6 +110,10 @@ func (ef *exportFlags) options(cmd *cobra.Command) (node.ExportOptions, error) {
 	o := node.ExportOptions{
 		Format: node.Format(ef.format), Changes: ef.changes, NoChanges: ef.noChanges, Layers: node.LayerOptions{AllowMissing: ef.allowMissing},
 		Manifest: ef.manifest, Force: ef.force,
+	}
+	var err error
+	if o.Volumes, o.Hashes, err = ef.parse(); err != nil {
+		return o, err
 	}
 	if ef.compress != "" {
 		c, err := export.ParseCompression(ef.compress)
@@ -169,6 +175,8 @@ func runExport(cmd *cobra.Command, g *globalFlags, ef *exportFlags, args []strin
 		return err
 	}
 	defer n.Close()
+	// What to export: a container (with its volumes), or layers named
+	// by a snapshot key or given as directories.
 	var ls []layers.Layer
 	switch {
 	case ef.layerDirs != "":
@@ -176,12 +184,11 @@ func runExport(cmd *cobra.Command, g *globalFlags, ef *exportFlags, args []strin
 	case ef.snapshot != "":
 		ls, err = n.SnapshotLayers(ef.snapshot, ef.snapshotter, opt.Layers)
 	default:
-		c, rerr := n.Resolve(args[0])
-		if rerr != nil {
-			return rerr
+		c, err := n.Resolve(args[0])
+		if err != nil {
+			return err
 		}
 		inform(cmd, "container %s", printable(node.Describe(c)))
-		ls, err = n.Layers(c, opt.Layers)
 	}
 	if err != nil {
 		return err
@@ -189,9 +196,14 @@ func runExport(cmd *cobra.Command, g *globalFlags, ef *exportFlags, args []strin
 	bar := startProgress(cmd, &opt)
 	start := time.Now()
 	var res *node.Exported
-	if dest == "-" {
+	switch {
+	case ls == nil && dest == "-":
+		res, err = n.Export(args[0], cmd.OutOrStdout(), opt)
+	case ls == nil:
+		res, err = n.ExportFile(args[0], dest, opt)
+	case dest == "-":
 		res, err = n.ExportLayers(ls, cmd.OutOrStdout(), opt)
-	} else {
+	default:
 		res, err = n.ExportLayersFile(ls, dest, opt)
 	}
 	bar.finish()

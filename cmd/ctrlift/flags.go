@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ctrlift/ctrlift/export"
 	"github.com/ctrlift/ctrlift/node"
 )
 
@@ -73,4 +74,26 @@ func (g *globalFlags) state(cmd *cobra.Command) (*node.Node, error) {
 // layerFlags is --allow-missing-layers, on every command that merges layers.
 func registerAllowMissing(cmd *cobra.Command, v *bool) {
 	cmd.Flags().BoolVar(v, "allow-missing-layers", false, "skip layers whose content is not on the disk (e.g. GKE image streaming) instead of failing")
+}
+
+// volumeHashFlags are --volumes and --hash, which mean the same in export
+// and diff.
+type volumeHashFlags struct {
+	volumes string
+	hashes  string
+}
+
+func (v *volumeHashFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&v.volumes, "volumes", "disk", "mounts written at their container paths: disk (kubelet volumes, image volumes and bound files whose data is on this disk), none (the root filesystem alone) or all (also hostPath mounts)")
+	fl.StringVar(&v.hashes, "hash", "sha256", "digests of each file in the manifest and the diff: any of sha256, md5, sha1, comma-separated")
+}
+
+func (v *volumeHashFlags) parse() (node.VolumeMode, []export.Hash, error) {
+	m, err := node.ParseVolumeMode(v.volumes)
+	if err != nil {
+		return 0, nil, err
+	}
+	h, err := export.ParseHashes(v.hashes)
+	return m, h, err
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/ctrlift/ctrlift/containerd"
+	"github.com/ctrlift/ctrlift/node"
 )
 
 func newInfoCmd(g *globalFlags) *cobra.Command {
@@ -9,7 +12,7 @@ func newInfoCmd(g *globalFlags) *cobra.Command {
 		Use:   "info",
 		Short: "Show everything known about one object",
 	}
-	cmd.AddCommand(infoContainerCmd(g))
+	cmd.AddCommand(infoContainerCmd(g), infoPathCmd(g))
 	return cmd
 }
 
@@ -21,7 +24,9 @@ func infoContainerCmd(g *globalFlags) *cobra.Command {
 		Long: `Print a container as JSON: its meta.db record, OCI runtime spec, CRI
 metadata (mounts, log path), CRI status (pid, exit code, times) and its
 snapshot chain, top (writable) layer first, with the directory of each layer
-on the partition.
+on the partition, and its volumes: each mount's kind, host path and where
+its data is on the disk (or why it is not: secrets live in memory,
+persistent volumes on their own disks).
 
 REF is a full container id, a unique id prefix, a runtime-qualified id as
 kubectl describe pod prints it (containerd://ID), POD/NAME or
@@ -38,7 +43,14 @@ Kubernetes container name. An ambiguous REF lists the candidates.`,
 			if err != nil {
 				return err
 			}
-			return printOne(cmd.OutOrStdout(), &p, c)
+			vs, err := n.Volumes(c, node.VolumesDisk)
+			if err != nil {
+				return err
+			}
+			return printOne(cmd.OutOrStdout(), &p, struct {
+				*containerd.Container
+				Volumes []node.Volume `json:"volumes"`
+			}{c, vs})
 		},
 	}
 	p.register(cmd, []string{"json", "jsonl"}, false)
