@@ -3,6 +3,7 @@ package export
 import (
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/ctrlift/ctrlift/vfs"
@@ -76,7 +77,7 @@ func NewRecord(p string, in *vfs.Inode, fsys vfs.FS) (Record, error) {
 		Blocks: in.Blocks, Sparse: in.IsRegular() && in.Sparse(),
 	}
 	if !utf8.ValidString(p) {
-		r.PathB64 = base64.StdEncoding.EncodeToString([]byte(p))
+		r.Path, r.PathB64 = EscapeInvalid(p), base64.StdEncoding.EncodeToString([]byte(p))
 	}
 	if in.Flags != 0 {
 		r.Flags = fmt.Sprintf("0x%x", in.Flags)
@@ -109,10 +110,28 @@ func NewRecord(p string, in *vfs.Inode, fsys vfs.FS) (Record, error) {
 
 // SetTarget records a symlink's target (and its size, the target's length).
 func (r *Record) SetTarget(t string) {
-	r.Target = &t
 	size := int64(len(t))
 	r.Size = &size
 	if !utf8.ValidString(t) {
 		r.TargetB64 = base64.StdEncoding.EncodeToString([]byte(t))
+		t = EscapeInvalid(t)
 	}
+	r.Target = &t
+}
+
+// EscapeInvalid writes each byte of s that is not part of valid UTF-8 as
+// \xNN, so that JSON (which would turn it into U+FFFD) shows it visibly;
+// the exact bytes are in the *_b64 companion field.
+func EscapeInvalid(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
