@@ -109,12 +109,23 @@ type Container struct {
 	// SandboxRecord is the sandbox store's record of this pod sandbox
 	// (containerd 1.7's sandbox API, every 2.x node).
 	SandboxRecord *SandboxRecord `json:"sandbox_record,omitempty"`
+
+	// Docker Engine containers (read by package docker) take this shape
+	// too: Engine is "docker" (empty for containerd's own), Namespace
+	// "moby", Snapshotter the storage driver, SnapshotKey its mount id.
+	Engine       string `json:"engine,omitempty"`
+	DockerName   string `json:"docker_name,omitempty"` // the container's Docker name
+	RestartCount int    `json:"restart_count,omitempty"`
+	// Heavy: config.v2.json and hostconfig.json as on disk.
+	DockerConfig     json.RawMessage `json:"docker_config,omitempty"`
+	DockerHostConfig json.RawMessage `json:"docker_hostconfig,omitempty"`
 }
 
 // Brief returns a copy without the spec, CRI metadata and extensions, for
 // listings.
 func (c Container) Brief() Container {
 	c.Spec, c.CRIMetadata, c.Extensions, c.SandboxRecord = nil, nil, nil, nil
+	c.DockerConfig, c.DockerHostConfig = nil, nil
 	if c.Sandbox != nil {
 		s := *c.Sandbox
 		s.CNIResult = nil

@@ -19,6 +19,8 @@
 // Open takes the inputs and finds the filesystem holding the runtime's
 // state; Containers lists, Resolve names one container by reference,
 // Layers maps it onto its layer directories, Export and ExportAll write
-// tars, Diff streams what a container changed. Inputs are opened
+// tars, Diff streams what a container changed, History lists the layers
+// behind one path, Find searches every container, LocatePath goes from a
+// file of the partition to the containers that have it. Inputs are opened
 // read-only and outputs that would touch them are refused.
 package node

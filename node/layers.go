@@ -121,7 +121,7 @@ func (n *Node) chainLayers(chain []containerd.Layer, opt LayerOptions) ([]layers
 		if why, ok := unreadableSnapshotters[l.Snapshotter]; ok {
 			return nil, fmt.Errorf("snapshotter %s is not supported: %s", l.Snapshotter, why)
 		}
-		name := fmt.Sprintf("%s/%d", l.Snapshotter, l.ID)
+		name := layerName(l)
 		if l.Path == "" || l.Missing {
 			why := "its content is not on the disk"
 			if l.Streamed {

@@ -83,6 +83,8 @@ type Node struct {
 	parents  map[string]copyParent // by layer directory: native snapshots' parents
 	warnings []string
 	seen     map[string]bool
+
+	docker *dockerState // Docker Engine state beside containerd's, when found
 }
 
 // input is one opened input as given.

@@ -141,10 +141,17 @@ func (n *Node) ResolveAll(ref string, opt ListOptions) ([]containerd.Container, 
 // this node's input does not hold.
 func (n *Node) checkRuntime(ref string) error {
 	rt, _, ok := splitRuntime(ref)
-	if !ok || rt == RuntimeContainerd {
+	if !ok || rt == RuntimeContainerd || (rt == RuntimeDocker && n.docker != nil) {
 		return nil
 	}
-	return fmt.Errorf("%q names a %s container, but %s holds containerd state only", ref, rt, n.RuntimeSource())
+	holds := "containerd state only"
+	if n.docker != nil {
+		holds = "containerd and Docker state only"
+		if n.state != nil && n.state.MetaDB.Path == "" {
+			holds = "Docker state only"
+		}
+	}
+	return fmt.Errorf("%q names a %s container, but %s holds %s", ref, rt, n.RuntimeSource(), holds)
 }
 
 // splitRuntime splits "containerd://ID" into its runtime and id.
@@ -159,13 +166,17 @@ func splitRuntime(ref string) (Runtime, string, bool) {
 }
 
 func resolve(st *containerd.State, ns, ref string) (*containerd.Container, error) {
-	_, r, _ := splitRuntime(ref)
+	rt, r, qualified := splitRuntime(ref)
 	if r == "" {
 		return nil, &NotFoundError{Ref: ref}
 	}
 	var cands []*containerd.Container
 	for i := range st.Containers {
-		if c := &st.Containers[i]; ns == "" || c.Namespace == ns {
+		c := &st.Containers[i]
+		if qualified && (rt == RuntimeDocker) != (c.Engine == EngineDocker) {
+			continue // the prefix selects the runtime
+		}
+		if ns == "" || c.Namespace == ns {
 			cands = append(cands, c)
 		}
 	}
@@ -196,7 +207,9 @@ func resolve(st *containerd.State, ns, ref string) (*containerd.Container, error
 		}
 	} else if found, ok = pick(func(c *containerd.Container) bool { return c.ID == r }); !ok {
 		if found, ok = pick(func(c *containerd.Container) bool { return strings.HasPrefix(c.ID, r) }); !ok {
-			found, _ = pick(func(c *containerd.Container) bool { return c.ContainerName == r })
+			found, _ = pick(func(c *containerd.Container) bool {
+				return c.ContainerName == r || (c.DockerName != "" && c.DockerName == r)
+			})
 		}
 	}
 	switch len(found) {

@@ -42,7 +42,7 @@ func (n *Node) State() (*containerd.State, error) {
 
 func (n *Node) loadState() (*containerd.State, error) {
 	src := n.tree
-	root, err := containerd.FindRoot(src.files, n.opt.RuntimeRoot)
+	root, droot, err := n.findRoots(src.files)
 	if err != nil && src.part == nil {
 		return nil, fmt.Errorf("%s: %w", src.describe(), err)
 	}
@@ -62,8 +62,8 @@ func (n *Node) loadState() (*containerd.State, error) {
 				if oerr != nil {
 					continue
 				}
-				if r, ferr := containerd.FindRoot(other.files, n.opt.RuntimeRoot); ferr == nil {
-					root, src, found = r, other, true
+				if r, dr, ferr := n.findRoots(other.files); ferr == nil {
+					root, droot, src, found = r, dr, other, true
 				}
 				n.others = append(n.others, other)
 			}
@@ -72,12 +72,22 @@ func (n *Node) loadState() (*containerd.State, error) {
 			return nil, &RuntimeNotFoundError{Err: err, Searched: searched, Others: all}
 		}
 	}
-	st, err := containerd.Load(src.files, root)
-	if err != nil {
-		return nil, err
+	st := &containerd.State{Root: droot, Containers: []containerd.Container{}}
+	if root != "" {
+		if st, err = containerd.Load(src.files, root); err != nil {
+			return nil, err
+		}
+		for _, w := range st.Warnings {
+			n.warn(w)
+		}
 	}
-	for _, w := range st.Warnings {
-		n.warn(w)
+	if droot != "" {
+		if err := n.loadDocker(st, src, droot); err != nil {
+			if root == "" {
+				return nil, err
+			}
+			n.warn(err.Error())
+		}
 	}
 	n.runtime = src
 	return st, nil

@@ -99,6 +99,9 @@ func (n *Node) Volumes(c *containerd.Container, mode VolumeMode) ([]Volume, erro
 	if err != nil {
 		return nil, err
 	}
+	if c.Engine == EngineDocker {
+		return n.dockerVolumes(c, mode)
+	}
 	mountedAt, known := hostMountPoint(st.Root)
 	byPath := map[string]*Volume{}
 	add := func(dst, src string, ro bool) {

@@ -82,7 +82,7 @@ image can never reach the analyst's own files.`,
 	fl.StringVarP(&ef.dir, "dir", "d", "", "export into this directory: one tar and manifest per container, plus index.json")
 	fl.StringVar(&ef.compress, "compress", "", "gzip, zstd or none (default: from the file name; none for stdout and for -d; with -o oci, of its layers, default gzip)")
 	fl.StringVar(&ef.manifest, "manifest", "", "also write a JSON-lines manifest, one record per entry (README, \"Records\")")
-	fl.BoolVar(&ef.changes, "changes", false, "export only what the container changed: its writable layer as an OCI layer tar (.wh. whiteouts)")
+	fl.BoolVar(&ef.changes, "changes", false, "only what the container changed: its writable layer (export writes it as an OCI layer tar, deletions as .wh. whiteouts)")
 	fl.BoolVar(&ef.noChanges, "no-changes", false, "with -o oci, the image without the container's changes")
 	registerSelection(cmd, &ef.all, &ef.supportFile)
 	fl.StringVar(&ef.snapshot, "snapshot", "", "export a snapshot chain by snapshot key (e.g. an image's rootfs chain id) instead of a container")

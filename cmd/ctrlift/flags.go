@@ -67,7 +67,12 @@ func (g *globalFlags) state(cmd *cobra.Command) (*node.Node, error) {
 		n.Close()
 		return nil, err
 	}
-	inform(cmd, "containerd root %s on %s; meta.db txid %d (meta page %d)", st.Root, n.RuntimeSource(), st.MetaDB.TxID, st.MetaDB.MetaPage)
+	if st.MetaDB.Path != "" {
+		inform(cmd, "containerd root %s on %s; meta.db txid %d (meta page %d)", st.Root, n.RuntimeSource(), st.MetaDB.TxID, st.MetaDB.MetaPage)
+	}
+	if n.HasDocker() {
+		inform(cmd, "docker root %s on %s", n.DockerRoot(), n.RuntimeSource())
+	}
 	return n, nil
 }
 
@@ -86,7 +91,7 @@ type volumeHashFlags struct {
 func (v *volumeHashFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&v.volumes, "volumes", "disk", "mounts written at their container paths: disk (kubelet volumes, image volumes and bound files whose data is on this disk), none (the root filesystem alone) or all (also hostPath mounts)")
-	fl.StringVar(&v.hashes, "hash", "sha256", "digests of each file in the manifest and the diff: any of sha256, md5, sha1, comma-separated")
+	fl.StringVar(&v.hashes, "hash", "sha256", "digests of each file: any of sha256, md5, sha1, comma-separated (export and diff: sha256 by default)")
 }
 
 func (v *volumeHashFlags) parse() (node.VolumeMode, []export.Hash, error) {

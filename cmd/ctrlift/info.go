@@ -12,7 +12,7 @@ func newInfoCmd(g *globalFlags) *cobra.Command {
 		Use:   "info",
 		Short: "Show everything known about one object",
 	}
-	cmd.AddCommand(infoContainerCmd(g))
+	cmd.AddCommand(infoContainerCmd(g), infoPathCmd(g))
 	return cmd
 }
 

@@ -69,7 +69,9 @@ func listContainersCmd(g *globalFlags) *cobra.Command {
 
 The containers of every containerd namespace are shown (k8s.io for
 Kubernetes, default for ctr, moby for Docker, or any other: a container
-started by hand on a node is what an intruder leaves behind), without pod
+started by hand on a node is what an intruder leaves behind) and, when the
+disk holds a Docker root (/var/lib/docker), Docker Engine's containers
+(namespace moby, a RUNTIME column says which), without pod
 sandboxes and support containers (pods of kube-system and other system
 namespaces). How many were hidden, and why, is printed on stderr. --all
 shows them too; -n shows one namespace; --support-containers FILE takes a
@@ -87,8 +89,12 @@ exports exactly these containers, with the same flags.`,
 		if h := l.Hidden; h.Total() > 0 {
 			inform(cmd, "%d containers hidden (%s); --all shows them", h.Total(), describeHidden(h))
 		}
-		return printList(cmd.OutOrStdout(), p, l.Shown,
-			[]string{"NAMESPACE", "CONTAINER ID", "POD", "NAME", "KIND", "IMAGE", "SNAPSHOTTER", "CREATED", "STATUS", "PID", "EXIT"},
+		head := []string{"NAMESPACE", "CONTAINER ID", "POD", "NAME", "KIND", "IMAGE", "SNAPSHOTTER", "CREATED", "STATUS", "PID", "EXIT"}
+		withRuntime := n.HasDocker() // the column appears when the node has Docker containers
+		if withRuntime {
+			head = append([]string{"RUNTIME"}, head...)
+		}
+		return printList(cmd.OutOrStdout(), p, l.Shown, head,
 			func(c containerd.Container) []string {
 				pod := ""
 				if c.PodName != "" {
@@ -105,7 +111,15 @@ exports exactly these containers, with the same flags.`,
 				if c.ExitCode != nil {
 					exit = fmt.Sprint(*c.ExitCode)
 				}
-				return []string{c.Namespace, p.short(c.ID), pod, name, c.Kind, c.Image, c.Snapshotter, when(c.CreatedAt), c.Status.String(), pid, exit}
+				row := []string{c.Namespace, p.short(c.ID), pod, name, c.Kind, c.Image, c.Snapshotter, when(c.CreatedAt), c.Status.String(), pid, exit}
+				if withRuntime {
+					rt := node.RuntimeContainerd.String()
+					if c.Engine == node.EngineDocker {
+						rt = node.RuntimeDocker.String()
+					}
+					row = append([]string{rt}, row...)
+				}
+				return row
 			})
 	})
 	registerSelection(cmd, &all, &supportFile)

@@ -57,6 +57,10 @@ func newRootCmd() *cobra.Command {
 		newListCmd(&g), newInfoCmd(&g),
 		newFSCmd(&g),
 		newExportCmd(&g), newDiffCmd(&g),
+		newTimelineCmd(&g),
+		newLogsCmd(&g),
+		newHistoryCmd(&g),
+		newFindCmd(&g),
 	)
 	return root
 }

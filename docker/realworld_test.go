@@ -1,0 +1,196 @@
+package docker
+
+import (
+	"io/fs"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/ctrlift/ctrlift/image/tarfs"
+)
+
+// realWorld is google/docker-explorer's test data: /var/lib/docker trees
+// as tarballs (at docker/ in each).
+const realWorld = "../../shared/realworld/docker-explorer/"
+
+func openTree(t *testing.T, name string) fs.FS {
+	t.Helper()
+	p := realWorld + name
+	if _, err := os.Stat(p); err != nil {
+		t.Skip(err)
+	}
+	f, err := tarfs.OpenFile(p, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f.IOFS()
+}
+
+func byID(st *State, id string) *Container {
+	for i := range st.Containers {
+		if st.Containers[i].ID == id {
+			return &st.Containers[i]
+		}
+	}
+	return nil
+}
+
+func load(t *testing.T, name string) *State {
+	t.Helper()
+	fsys := openTree(t, name)
+	root, err := FindRoot(fsys, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root != "docker" {
+		t.Fatalf("root %q, want docker", root)
+	}
+	st, err := Load(fsys, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range st.Warnings {
+		t.Logf("warning: %s", w)
+	}
+	return st
+}
+
+// The values docker-explorer's tests.py (TestOverlay2Storage) expects.
+func TestDockerExplorerOverlay2(t *testing.T) {
+	st := load(t, "overlay2.v2.tgz")
+	if len(st.Containers) != 5 {
+		t.Fatalf("%d containers, want 5", len(st.Containers))
+	}
+	names := []string{}
+	running := 0
+	for _, c := range st.Containers {
+		names = append(names, c.Name)
+		if c.Running {
+			running++
+		}
+		if c.LayersError != "" {
+			t.Errorf("%s: %s", c.ID, c.LayersError)
+		}
+	}
+	sort.Strings(names)
+	if names[0] != "festive_perlman" || running != 1 {
+		t.Errorf("names %v, %d running", names, running)
+	}
+	c := byID(st, "8e8b7f23eb7cbd4dfe7e91646ddd0e0f524218e25d50113559f078dfb2690206")
+	if c == nil {
+		t.Fatal("festive_perlman not found")
+	}
+	if c.Name != "festive_perlman" || c.Image != "busybox" || !c.Running || c.PID != 71799 ||
+		c.Created.Format("2006-01-02T15:04:05.999999999Z07:00") != "2018-05-16T10:51:39.271019533Z" ||
+		c.StartedAt.Format("2006-01-02T15:04:05.000000") != "2018-05-16T10:51:39.625989" ||
+		c.ImageID != "sha256:8ac48589692a53a9b8c2d1ceaa6b402665aa7fe667ba51ccc03002300856d8c7" || c.Driver != "overlay2" {
+		t.Errorf("festive_perlman: %+v", *c)
+	}
+	// mount -t overlay -o lowerdir=l/OTFSLJCXWCECIG6FVNGRTWUZ7D:l/CH5A7XWSBP2DUPV7V47B7DOOGY,upperdir=92fd…/diff
+	const mid = "92fd3b3e7d6101bb701743c9518c45b0d036b898c8a3d7cae84e1a06e6829b53"
+	want := []string{
+		"docker/overlay2/" + mid + "/diff",
+		"docker/overlay2/" + mid + "-init/diff",
+		"docker/overlay2/583c602e6bded61f85a9deb504a724d5cc7cce3902c8385a7620fe1c78ad3176/diff",
+	}
+	if c.MountID != mid || len(c.Layers) != len(want) {
+		t.Fatalf("mount id %s, layers %+v", c.MountID, c.Layers)
+	}
+	for i, l := range c.Layers {
+		if l.Dir != want[i] {
+			t.Errorf("layer %d: %s, want %s", i, l.Dir, want[i])
+		}
+	}
+	if k := []string{c.Layers[0].Kind, c.Layers[1].Kind, c.Layers[2].Kind}; k[0] != "container" || k[1] != "init" || k[2] != "image" {
+		t.Errorf("kinds %v", k)
+	}
+	if c := byID(st, "10acac0b3466813c9e1f85e2aa7d06298e51fbfe86bbcb6b7a19dd33d3798f6a"); c == nil || c.Running || c.ExitCode != 127 || c.PID != 0 {
+		t.Errorf("reverent_wing: %+v", c)
+	}
+}
+
+// TestOverlayStorage in tests.py.
+func TestDockerExplorerOverlay(t *testing.T) {
+	st := load(t, "overlay.v2.tgz")
+	if len(st.Containers) != 6 {
+		t.Fatalf("%d containers, want 6", len(st.Containers))
+	}
+	c := byID(st, "5dc287aa80b460652a5584e80a5c8c1233b0c0691972d75424cf5250b917600a")
+	if c == nil || c.Name != "elastic_booth" || c.Image != "busybox:latest" || !c.Running ||
+		c.Created.Format("2006-01-02T15:04:05.999999999Z07:00") != "2018-01-26T14:55:56.280943771Z" ||
+		c.ImageID != "sha256:5b0d59026729b68570d99bc4f3f7c31a2e4f2a5736435641565d93e7c25bd2c3" {
+		t.Fatalf("elastic_booth: %+v", c)
+	}
+	// lowerdir=overlay/a94d…/root, upperdir=overlay/974e…/upper
+	want := []string{
+		"docker/overlay/974e2b994f9db74e1ddd6fc546843bc65920e786612a388f25685acf84b3fed1/upper",
+		"docker/overlay/a94d714512251b0d8a9bfaacb832e0c6cb70f71cb71976cca7a528a429336aae/root",
+	}
+	if c.LayersError != "" || len(c.Layers) != 2 || c.Layers[0].Dir != want[0] || c.Layers[1].Dir != want[1] {
+		t.Errorf("layers %+v (%s), want %v", c.Layers, c.LayersError, want)
+	}
+	running := 0
+	for _, c := range st.Containers {
+		running += b2i(c.Running)
+	}
+	if running != 1 {
+		t.Errorf("%d running, want 1", running)
+	}
+}
+
+// TestAufsStorage in tests.py: the containers are read; their layers are
+// not (aufs is not supported yet) and say so.
+func TestDockerExplorerAufs(t *testing.T) {
+	st := load(t, "aufs.v2.tgz")
+	if len(st.Containers) != 7 {
+		t.Fatalf("%d containers, want 7", len(st.Containers))
+	}
+	c := byID(st, "7b02fb3e8a665a63e32b909af5babb7d6ba0b64e10003b2d9534c7d5f2af8966")
+	if c == nil || c.Name != "dreamy_snyder" || c.Image != "busybox" || !c.Running ||
+		c.Created.Format("2006-01-02T15:04:05.999999999Z07:00") != "2017-02-13T16:45:05.629904159Z" {
+		t.Fatalf("dreamy_snyder: %+v", c)
+	}
+	if c.LayersError == "" || len(c.Layers) != 0 {
+		t.Errorf("aufs layers: %+v %q", c.Layers, c.LayersError)
+	}
+	var vol *Mount
+	for i := range c.Mounts {
+		if c.Mounts[i].Destination == "/var/jenkins_home" {
+			vol = &c.Mounts[i]
+		}
+	}
+	if vol == nil || vol.Type != "volume" || vol.Name != "28297de547b5473a9aff90aaab45ed108ebf019981b40c3c35c226f54c13ac0d" {
+		t.Errorf("volume: %+v", c.Mounts)
+	}
+}
+
+// vols.v2: named volumes and a bind.
+func TestDockerExplorerVolumes(t *testing.T) {
+	st := load(t, "vols.v2.tgz")
+	if len(st.Containers) != 4 {
+		t.Fatalf("%d containers, want 4", len(st.Containers))
+	}
+	c := byID(st, "8b6e90cc742bd63f6acb7ecd40ddadb4e5dee27d8db2b739963f7cd2c7bcff4a")
+	if c == nil || len(c.Mounts) != 2 {
+		t.Fatalf("sad_lichterman: %+v", c)
+	}
+	if m := c.Mounts[0]; m.Destination != "/opt" || m.Type != "bind" || m.Source != "/opt/vols/bind" || !m.RW {
+		t.Errorf("bind: %+v", m)
+	}
+	if m := c.Mounts[1]; m.Destination != "/var/jenkins_home" || m.Type != "volume" || m.Name != "eda9ee495beccf988d963bf91de0276847e838b9531ab9118caef38a33894bb4" {
+		t.Errorf("volume: %+v", m)
+	}
+	for _, c := range st.Containers {
+		if c.LayersError != "" {
+			t.Errorf("%s: %s", c.ID, c.LayersError)
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
