@@ -68,7 +68,7 @@ func openContainer(path string, f *os.File, size int64, head []byte) (d *Disk, o
 	if kind != vdisk.Unknown {
 		img, err := openVDisk(kind, path)
 		if err != nil {
-			return nil, true, fmt.Errorf("%s: %w", kind, err)
+			return nil, true, err // the reader names its format
 		}
 		info := img.Info()
 		d, err := diskOf(img, kind.String(), info)
@@ -90,7 +90,7 @@ func openContainer(path string, f *os.File, size int64, head []byte) (d *Disk, o
 	case ewf.Sniff(head):
 		img, err := ewf.Open(path, ewf.Options{})
 		if err != nil {
-			return nil, true, fmt.Errorf("E01: %w", err)
+			return nil, true, err // "ewf: ..."
 		}
 		info := img.Info()
 		d, err := diskOf(img, FormatE01, info)

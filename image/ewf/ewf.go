@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ctrlift/ctrlift/vfs"
@@ -310,7 +311,15 @@ func Open(path string, opt Options) (*Image, error) {
 		if err != nil {
 			return segment{}, err
 		}
-		f, err := root.Open(name)
+		// Stat first, and open without blocking: opening a FIFO (or a
+		// device) put where a segment should be could block or have
+		// effects.
+		if st, err := root.Stat(name); err != nil {
+			return segment{name: name}, err
+		} else if !st.Mode().IsRegular() {
+			return segment{name: name}, fmt.Errorf("%s: not a regular file", name)
+		}
+		f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return segment{name: name}, err
 		}

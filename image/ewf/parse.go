@@ -35,9 +35,11 @@ type geometry struct {
 
 // builder accumulates what the section walk of every segment finds.
 type builder struct {
-	img    *Image
-	volume *geometry
-	chunks int64 // table entries so far
+	img       *Image
+	volume    *geometry
+	volumeSeg int   // segment holding the volume section read
+	volumeAt  int64 // its offset, for errors
+	chunks    int64 // table entries so far
 
 	header2, header, xheader map[string]string // parsed text values, nil until one copy decoded
 	headerBroken             []string          // why copies could not be decoded
@@ -283,6 +285,7 @@ func (b *builder) volumeSection(w *sectionWalk, typ string, off, dataOff, dataLe
 		if typ == secData && w.idx > 0 {
 			return b.errAt(seg, what, off, "segment %d has a data section but segment 1 had no volume section", w.idx+1)
 		}
+		b.volumeSeg, b.volumeAt = w.idx, off
 		return b.setVolume(seg, what, off, &g)
 	}
 	// Later copies must describe the same media: a segment from another
@@ -697,8 +700,8 @@ func (b *builder) finish() error {
 		return b.errAt(first, "volume section", -1, "none found: not a disk image")
 	}
 	if b.chunks != img.chunkCount {
-		return b.errAt(&img.segs[len(img.segs)-1], "table section", -1,
-			"the tables hold %d chunks but the volume section says %d: segments missing or truncated", b.chunks, img.chunkCount)
+		return b.errAt(&img.segs[b.volumeSeg], "volume section", b.volumeAt,
+			"chunk count %d, but the tables hold %d chunks: segments missing or truncated", img.chunkCount, b.chunks)
 	}
 	g := b.volume
 	in := &img.info

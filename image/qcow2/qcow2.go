@@ -232,7 +232,7 @@ func readHeader(r io.ReaderAt, size int64) (*header, error) {
 	switch h.version {
 	case 2, 3:
 	case 1:
-		return nil, fmt.Errorf("qcow2: %w: qcow version 1 image (convert it with qemu-img)", ErrUnsupported)
+		return nil, fmt.Errorf("qcow2: header at byte %d: %w: qcow version 1 image (convert it with qemu-img)", hdrVersion, ErrUnsupported)
 	default:
 		return nil, &FormatError{"header", hdrVersion, fmt.Sprintf("unknown version %d", h.version)}
 	}
@@ -250,9 +250,9 @@ func readHeader(r io.ReaderAt, size int64) (*header, error) {
 	switch crypt := be.Uint32(b[hdrCryptMethod:]); crypt {
 	case cryptNone:
 	case cryptAES:
-		return nil, fmt.Errorf("qcow2: %w: encrypted image (AES); this reader does not decrypt", ErrUnsupported)
+		return nil, fmt.Errorf("qcow2: header at byte %d: %w: encrypted image (AES); this reader does not decrypt", hdrCryptMethod, ErrUnsupported)
 	case cryptLUKS:
-		return nil, fmt.Errorf("qcow2: %w: encrypted image (LUKS); this reader does not decrypt", ErrUnsupported)
+		return nil, fmt.Errorf("qcow2: header at byte %d: %w: encrypted image (LUKS); this reader does not decrypt", hdrCryptMethod, ErrUnsupported)
 	default:
 		return nil, &FormatError{"header", hdrCryptMethod, fmt.Sprintf("unknown crypt_method %d", crypt)}
 	}
@@ -322,20 +322,20 @@ func readHeader(r io.ReaderAt, size int64) (*header, error) {
 				names = append(names, n)
 			}
 		}
-		return nil, fmt.Errorf("qcow2: %w: unknown incompatible features: %s", ErrUnsupported, strings.Join(names, ", "))
+		return nil, fmt.Errorf("qcow2: header at byte %d: %w: unknown incompatible features: %s", hdrIncompatible, ErrUnsupported, strings.Join(names, ", "))
 	}
 	if h.incompatible&incompatExternalData != 0 {
 		name := ""
 		if dataFile != "" {
 			name = fmt.Sprintf(" %q", dataFile)
 		}
-		return nil, fmt.Errorf("qcow2: %w: guest data is in an external data file%s", ErrUnsupported, name)
+		return nil, fmt.Errorf("qcow2: header at byte %d: %w: guest data is in an external data file%s", hdrIncompatible, ErrUnsupported, name)
 	}
 	switch {
 	case h.incompatible&incompatCompressionType != 0 && h.compressionType == compressionZlib:
 		return nil, &FormatError{"header", hdrCompressionType, "compression type bit set but compression_type is zlib"}
 	case h.compressionType != compressionZlib && h.compressionType != compressionZstd:
-		return nil, fmt.Errorf("qcow2: %w: compression_type %d", ErrUnsupported, h.compressionType)
+		return nil, fmt.Errorf("qcow2: header at byte %d: %w: compression_type %d", hdrCompressionType, ErrUnsupported, h.compressionType)
 	case h.compressionType != compressionZlib && h.incompatible&incompatCompressionType == 0:
 		return nil, &FormatError{"header", hdrCompressionType, fmt.Sprintf("compression_type %d without the compression type feature bit", h.compressionType)}
 	}

@@ -110,7 +110,7 @@ func NewReader(r io.ReaderAt, size int64, opt Options) (*Image, error) {
 			ErrUnsupported, ErrLogReplay, hdrAt, log, le.Uint32(hdr[hdLogLength:]), le.Uint64(hdr[hdLogOffset:]))
 	}
 	if v := le.Uint16(hdr[hdVersion:]); v != formatVersion {
-		return nil, fmt.Errorf("vhdx: %w: header version %d", ErrUnsupported, v)
+		return nil, fmt.Errorf("vhdx: header at byte %d: %w: header version %d", hdrAt+hdVersion, ErrUnsupported, v)
 	}
 	regions, w, err := readRegionTable(r, size)
 	if err != nil {
@@ -239,7 +239,7 @@ func readRegionTable(r io.ReaderAt, size int64) (map[guid]region, []string, erro
 			known := id == guidBATRegion || id == guidMetadataRegion
 			if !known {
 				if le.Uint32(e[rtEntryRequired:])&1 != 0 {
-					return nil, nil, fmt.Errorf("vhdx: %w: required region %v", ErrUnsupported, id)
+					return nil, nil, fmt.Errorf("vhdx: region table entry at byte %d: %w: required region %v", off+at, ErrUnsupported, id)
 				}
 				continue
 			}
@@ -298,7 +298,7 @@ func readMetadata(r io.ReaderAt, reg region) (*metadata, error) {
 		case guidFileParameters, guidVirtualDiskSize, guidLogicalSector, guidPhysicalSector, guidVirtualDiskID, guidParentLocator:
 		default:
 			if le.Uint32(e[mtEntryFlags:])&metaIsRequired != 0 {
-				return nil, fmt.Errorf("vhdx: %w: required metadata item %v", ErrUnsupported, id)
+				return nil, fmt.Errorf("vhdx: metadata table entry at byte %d: %w: required metadata item %v", reg.off+at, ErrUnsupported, id)
 			}
 			continue
 		}

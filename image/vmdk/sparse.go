@@ -74,17 +74,19 @@ func openSparse(r io.ReaderAt, size int64, src int, name string, gtCache *vdisk.
 		s.descriptor = string(b)
 	}
 
+	hdrAt := int64(0) // of the header read: the first sector, or the footer
 	if le.Uint64(h[hdrGDOffset:]) == gdAtEnd {
 		footer, err := readFooter(r, size, ferr)
 		if err != nil {
 			return nil, err
 		}
 		h, s.footer = footer, true
+		hdrAt = size - footerFromEnd + sectorSize
 	}
 
 	s.version = le.Uint32(h[hdrVersion:])
 	if s.version < 1 || s.version > 3 {
-		return nil, fmt.Errorf("vmdk: %s%w: sparse extent version %d", prefix(name), ErrUnsupported, s.version)
+		return nil, fmt.Errorf("vmdk: %ssparse header at byte %d: %w: sparse extent version %d", prefix(name), hdrAt+hdrVersion, ErrUnsupported, s.version)
 	}
 	flags := le.Uint32(h[hdrFlags:])
 	if flags&flagNewlineCheck != 0 && string(h[hdrNewlineChecks:hdrNewlineChecks+4]) != newlineChecks {
@@ -95,7 +97,7 @@ func openSparse(r io.ReaderAt, size int64, src int, name string, gtCache *vdisk.
 	case compressDeflate:
 		s.compressed = true
 	default:
-		return nil, fmt.Errorf("vmdk: %s%w: compression algorithm %d", prefix(name), ErrUnsupported, alg)
+		return nil, fmt.Errorf("vmdk: %ssparse header at byte %d: %w: compression algorithm %d", prefix(name), hdrAt+hdrCompressAlgorithm, ErrUnsupported, alg)
 	}
 	s.markers = flags&flagMarkers != 0
 	s.zeroGrain = flags&flagZeroGrain != 0

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/ctrlift/ctrlift/image/vdisk"
 )
@@ -92,6 +93,7 @@ type extent struct {
 	src     int   // flat: source index
 	flatOff int64 // flat: byte offset of the extent's data in its file
 	sparse  *sparseExtent
+	line    int64 // byte offset of its line in the descriptor, -1 if none
 }
 
 // mapper maps virtual offsets through the extents.
@@ -211,6 +213,9 @@ func newImage(r io.ReaderAt, size int64, name, dir string, opt Options) (*Image,
 		if dir == "" {
 			return nil, errors.New("vmdk: the embedded descriptor names its extent files: open it by path (Open)")
 		}
+		for i := range d.extents {
+			d.extents[i].at += s.descAtBytes // lines are named by their offset in the file
+		}
 		b := &builder{opt: opt, dir: dir, descName: name}
 		return b.fromDescriptor(d)
 	}
@@ -227,7 +232,7 @@ func newImage(r io.ReaderAt, size int64, name, dir string, opt Options) (*Image,
 	b := &builder{opt: opt, gtCache: gtCache}
 	b.srcs = []vdisk.Source{{R: r, Size: size}}
 	b.names = []string{name}
-	b.extents = []extent{{kind: extentSparse, length: s.capacity, sparse: s}}
+	b.extents = []extent{{kind: extentSparse, length: s.capacity, sparse: s, line: -1}}
 	b.noteSparse(s)
 	return b.image(subformat)
 }
@@ -292,7 +297,8 @@ func (b *builder) image(subformat string) (*Image, error) {
 		size += b.extents[i].length
 		if size > maxDiskBytes {
 			b.close()
-			return nil, fmt.Errorf("vmdk: extents add up to more than %d bytes", int64(maxDiskBytes))
+			return nil, &FormatError{File: b.descName, Struct: "descriptor extent line", Offset: b.extents[i].line,
+				Msg: fmt.Sprintf("extents add up to more than %d bytes", int64(maxDiskBytes))}
 		}
 	}
 	m := &mapper{extents: b.extents}
@@ -366,18 +372,18 @@ func (b *builder) addExtent(root *os.Root, x extentLine) error {
 	length := x.sectors * sectorSize
 	if x.access == "NOACCESS" {
 		b.warnings = append(b.warnings, fmt.Sprintf("extent at descriptor byte %d is NOACCESS; read as zeros", x.at))
-		b.extents = append(b.extents, extent{kind: extentZero, length: length})
+		b.extents = append(b.extents, extent{kind: extentZero, length: length, line: x.at})
 		return nil
 	}
 	switch x.typ {
 	case "ZERO":
-		b.extents = append(b.extents, extent{kind: extentZero, length: length})
+		b.extents = append(b.extents, extent{kind: extentZero, length: length, line: x.at})
 		return nil
 	case "FLAT", "VMFS", "SPARSE":
 	case "VMFSSPARSE", "SESPARSE", "VMFSRDM", "VMFSRAW":
-		return fmt.Errorf("vmdk: %s: %w: %s extent %q", b.descName, ErrUnsupported, x.typ, x.file)
+		return fmt.Errorf("vmdk: %s: descriptor extent line at byte %d: %w: %s extent %q", b.descName, x.at, ErrUnsupported, x.typ, x.file)
 	default:
-		return fmt.Errorf("vmdk: %s: %w: unknown extent type %q", b.descName, ErrUnsupported, x.typ)
+		return fmt.Errorf("vmdk: %s: descriptor extent line at byte %d: %w: unknown extent type %q", b.descName, x.at, ErrUnsupported, x.typ)
 	}
 	f, size, err := b.openExtentFile(root, x.file)
 	if err != nil {
@@ -400,7 +406,7 @@ func (b *builder) addExtent(root *os.Root, x extentLine) error {
 			b.warnings = append(b.warnings, fmt.Sprintf("%s: header capacity %d bytes, descriptor says %d", x.file, s.capacity, length))
 		}
 		b.noteSparse(s)
-		b.extents = append(b.extents, extent{kind: extentSparse, length: length, sparse: s})
+		b.extents = append(b.extents, extent{kind: extentSparse, length: length, sparse: s, line: x.at})
 		return nil
 	}
 	off := x.offset * sectorSize
@@ -408,7 +414,7 @@ func (b *builder) addExtent(root *os.Root, x extentLine) error {
 		return &FormatError{File: x.file, Struct: "flat extent", Offset: off,
 			Msg: fmt.Sprintf("file of %d bytes cannot hold the %d bytes the descriptor gives it", size, length)}
 	}
-	b.extents = append(b.extents, extent{kind: extentFlat, length: length, src: src, flatOff: off})
+	b.extents = append(b.extents, extent{kind: extentFlat, length: length, src: src, flatOff: off, line: x.at})
 	return nil
 }
 
@@ -435,7 +441,8 @@ func (b *builder) openExtentFile(root *os.Root, name string) (*os.File, int64, e
 	} else if !st.Mode().IsRegular() {
 		return nil, 0, fmt.Errorf("vmdk: %s: extent %q is not a regular file", b.descName, name)
 	}
-	f, err := root.OpenFile(name, os.O_RDONLY, 0)
+	// Without blocking, should the file have become a FIFO since.
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, 0, openErr(err)
 	}

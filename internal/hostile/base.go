@@ -84,13 +84,41 @@ type Base struct {
 
 	// Tar are the member headers of a tree archive.
 	Tar []TarHeader
+
+	// Format is the evidence container of a base built by BuildEvidence
+	// (FormatE01, ...); "" for the raw images. Classes without Applies
+	// aim at raw images only.
+	Format string
+	// Set are the files of an evidence base: each variant gets a
+	// directory of its own holding them; Set[0] is the file named by -i.
+	Set []*SetFile
+	// Outside are files put outside the variant's directory, by name in
+	// the worker's outside directory (from where a variant's directory is
+	// ../../outside): escape targets, which ctrlift must never open.
+	Outside map[string]string
+
+	// Hot are guest disk offsets ctrlift reads (evidence bases).
+	Hot []int64
+
+	EWF      *EWFMap      // E01 sections, tables and chunks
+	QCOW2    *QCOW2Map    // QCOW2 header, L1 and L2 tables
+	VMDK     *VMDKMap     // a VMDK sparse extent: header, footer, grain directory and tables
+	VMDKDesc *VMDKDescMap // a VMDK descriptor (a file, or embedded in the sparse extent)
+	VHD      *VHDMap      // VHD footer, dynamic header and BAT
+	VHDX     *VHDXMap     // VHDX headers, region tables, metadata and BAT
 }
 
 // ReadAt reads the pristine image.
 func (b *Base) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
 
-// Close releases the pristine file.
-func (b *Base) Close() error { return b.f.Close() }
+// Close releases the pristine files.
+func (b *Base) Close() error {
+	if b.Set != nil {
+		b.closeSet()
+		return nil
+	}
+	return b.f.Close()
+}
 
 // OpenBase opens a pristine image of the given kind and locates its
 // structures: the partition table, the filesystem of the STATE (or

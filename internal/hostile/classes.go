@@ -43,6 +43,25 @@ var Classes = []Class{
 	{Name: "layer-symlink", Weight: 4, Applies: func(b *Base) bool { return len(b.Layers) > 0 }, Gen: genLayerSymlink},
 	{Name: "huge-fields", Weight: 8, Gen: genHugeFields},
 	{Name: "tar-header", Weight: 4, Applies: func(b *Base) bool { return len(b.Tar) > 0 }, Gen: genTarHeader},
+	// The evidence formats, on the example node converted by the real
+	// tools (BuildEvidence).
+	{Name: "e01-sections", Weight: 2, Applies: func(b *Base) bool { return b.EWF != nil }, Gen: genE01Sections},
+	{Name: "e01-tables", Weight: 2, Applies: func(b *Base) bool { return b.EWF != nil }, Gen: genE01Tables},
+	{Name: "qcow2-header", Weight: 2, Applies: func(b *Base) bool { return b.QCOW2 != nil }, Gen: genQCOW2Header},
+	{Name: "qcow2-tables", Weight: 2, Applies: func(b *Base) bool { return b.QCOW2 != nil }, Gen: genQCOW2Tables},
+	{Name: "vmdk-grains", Weight: 2, Applies: func(b *Base) bool { return b.VMDK != nil }, Gen: genVMDKGrains},
+	{Name: "vmdk-descriptor", Weight: 2, Applies: func(b *Base) bool { return b.VMDKDesc != nil }, Gen: genVMDKDescriptor},
+	{Name: "vhd-bat", Weight: 2, Applies: func(b *Base) bool { return b.VHD != nil }, Gen: genVHDBAT},
+	{Name: "vhdx-regions", Weight: 2, Applies: func(b *Base) bool { return b.VHDX != nil }, Gen: genVHDXRegions},
+}
+
+// AppliesTo reports whether class c aims at base b: a class without
+// Applies aims at every raw image, not at the evidence formats.
+func (c Class) AppliesTo(b *Base) bool {
+	if c.Applies == nil {
+		return b.Format == ""
+	}
+	return c.Applies(b)
 }
 
 // ClassByName returns the class called name.

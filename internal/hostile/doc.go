@@ -12,7 +12,12 @@
 // SECURITY.md at the repository root states these promises; `make hostile`
 // runs the deep sweep.
 //
-// The non-test files locate on-disk structures (ext4, bbolt, GPT, MBR) in
-// a pristine image with small raw parsers of their own, so a mutation can
-// hit exactly one structure while the rest stays valid.
+// The non-test files locate on-disk structures (ext4, bbolt, GPT, MBR,
+// and the evidence formats E01, QCOW2, VMDK, VHD and VHDX, whose bases
+// the real tools make from the example at setup: BuildEvidence) in a
+// pristine image with small raw parsers of their own, so a mutation can
+// hit exactly one structure while the rest stays valid. A multi-file base
+// (an E01 segment set, a VMDK descriptor and its extent) gets a directory
+// of its own per variant; files a variant names outside it are watched
+// with inotify and must never be opened.
 package hostile

@@ -24,9 +24,17 @@ func FixtureBase(t testing.TB, rel, kind string) *Base {
 }
 
 // WriteTemp writes the variant's image into the test's temporary directory
-// and returns its path.
+// and returns its path (for a multi-file base, the path of the file named
+// by -i, in a directory holding the set).
 func (v *Variant) WriteTemp(t testing.TB) string {
 	t.Helper()
+	if v.Base.Set != nil {
+		p, err := v.WriteDir(filepath.Join(t.TempDir(), v.Class), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	p := filepath.Join(t.TempDir(), v.Class+".img")
 	if err := v.WriteFile(p); err != nil {
 		t.Fatal(err)

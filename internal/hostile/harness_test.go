@@ -123,6 +123,17 @@ func fake(mode string, args []string) {
 			fmt.Fprintf(os.Stderr, "ctrlift: export: /sparse/big: %v\n", err)
 			os.Exit(1)
 		}
+	case "escape", "peek":
+		// Read a file outside the evidence directory (the worker's
+		// escape targets are ../outside from a one-file image).
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(img), "..", "outside", "canary"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ctrlift: fake: inode 1:", err)
+			os.Exit(1)
+		}
+		if mode == "escape" {
+			fmt.Printf("%s\n", b)
+		}
 	case "runaway":
 		fmt.Fprintln(os.Stderr, "ctrlift: export: /sparse/big: write /out/fs.tar: file too large")
 		os.Exit(1)
@@ -149,6 +160,11 @@ func TestHarnessCatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() }) // after the parallel subtests
+	canary := filepath.Join(t.TempDir(), "canary")
+	if err := os.WriteFile(canary, []byte(EscapeToken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Outside = map[string]string{"canary": canary}
 	orig, err := contentSum(img)
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +185,8 @@ func TestHarnessCatches(t *testing.T) {
 		{"writecwd", OutcomeWrite},
 		{"writetmp", OutcomeWrite},
 		{"modify", OutcomeWrite},
+		{"escape", OutcomeEscape},
+		{"peek", OutcomeEscape},
 		{"badtar", OutcomeOutput},
 		{"runaway", OutcomeRunaway},
 		{"flood", OutcomeRunaway},
@@ -185,6 +203,7 @@ func TestHarnessCatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer w.Close()
 			v := NewVariant(1, 0, "self-test", b)
 			v.zero(2048, 16) // a patch, so undo is exercised too
 			tries := 1
@@ -262,7 +281,7 @@ func TestClassesAim(t *testing.T) {
 	for _, c := range Classes {
 		effective := map[string]int{}
 		for _, b := range bases {
-			if c.Applies != nil && !c.Applies(b) {
+			if !c.AppliesTo(b) {
 				continue
 			}
 			for i := 0; i < 40; i++ {
@@ -270,16 +289,16 @@ func TestClassesAim(t *testing.T) {
 				c.Gen(v)
 				again := NewVariant(7, i, c.Name, b)
 				c.Gen(again)
-				if v.String() != again.String() || !samePatches(v.Patches, again.Patches) || v.Truncate != again.Truncate {
+				if v.String() != again.String() || !samePatches(v.Patches, again.Patches) || v.Truncate != again.Truncate || fmt.Sprint(v.Ops) != fmt.Sprint(again.Ops) {
 					t.Fatalf("%s on %s: variant %d differs between two generations:\n%s\n%s", c.Name, b.Name, i, v, again)
 				}
 				if v.Skip {
 					continue
 				}
-				changed := v.Truncate >= 0
+				changed := v.Truncate >= 0 || len(v.Ops) > 0
 				for _, p := range v.Patches {
 					orig := make([]byte, len(p.Data))
-					b.ReadAt(orig, p.Off)
+					b.readIn(p.File, orig, p.Off)
 					if !bytes.Equal(orig, p.Data) {
 						changed = true
 					}
@@ -297,6 +316,24 @@ func TestClassesAim(t *testing.T) {
 			want = "mbr"
 		case "tar-header":
 			want = "example-tree"
+		case "e01-sections", "e01-tables":
+			want = "ev-" + FormatE01
+		case "qcow2-header", "qcow2-tables":
+			want = "ev-" + FormatQCOW2
+		case "vmdk-grains":
+			want = "ev-" + FormatVMDK
+		case "vmdk-descriptor":
+			want = "ev-" + FormatVMDKDesc
+		case "vhd-bat":
+			want = "ev-" + FormatVHD
+		case "vhdx-regions":
+			want = "ev-" + FormatVHDX
+		}
+		if f, ok := strings.CutPrefix(want, "ev-"); ok {
+			if tool := EvidenceToolsMissing(f); tool != "" {
+				t.Logf("class %s: skipped, %s not installed", c.Name, tool)
+				continue
+			}
 		}
 		if effective[want] == 0 {
 			t.Errorf("class %s changed nothing on %s (effective variants per base: %v)", c.Name, want, effective)
@@ -309,7 +346,7 @@ func samePatches(a, b []Patch) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].Off != b[i].Off || !bytes.Equal(a[i].Data, b[i].Data) {
+		if a[i].File != b[i].File || a[i].Off != b[i].Off || !bytes.Equal(a[i].Data, b[i].Data) {
 			return false
 		}
 	}

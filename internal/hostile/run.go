@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -36,6 +37,7 @@ const (
 	OutcomeUnclear = "unclear error" // exit 1 without a one-line "ctrlift:" error
 	OutcomeOutput  = "bad output"    // success, but the export is not a readable tar
 	OutcomeWrite   = "stray write"   // wrote outside the output path, or changed the image
+	OutcomeEscape  = "read outside"  // opened a file outside the evidence directory (Base.Outside)
 	OutcomeCrash   = "crash"         // killed by a signal or an unexpected exit code
 	OutcomePanic   = "panic"         // a Go panic, fatal error or stack trace
 	OutcomeMemory  = "memory"        // peak RSS over the limit or out of memory
@@ -43,7 +45,7 @@ const (
 )
 
 // OutcomeOrder lists outcomes from best to worst, for reports.
-var OutcomeOrder = []string{OutcomeOK, OutcomeError, OutcomeUnclear, OutcomeRunaway, OutcomeOutput, OutcomeWrite, OutcomeCrash, OutcomePanic, OutcomeMemory, OutcomeTimeout}
+var OutcomeOrder = []string{OutcomeOK, OutcomeError, OutcomeUnclear, OutcomeRunaway, OutcomeOutput, OutcomeWrite, OutcomeEscape, OutcomeCrash, OutcomePanic, OutcomeMemory, OutcomeTimeout}
 
 func rank(o string) int {
 	for i, x := range OutcomeOrder {
@@ -109,11 +111,19 @@ type Worker struct {
 	dir    string
 	imgDir string // where the variant images live ("next to the evidence")
 	copies map[string]string
+
+	// outside holds the escape targets of the bases (Base.Outside),
+	// watched with inotify: ctrlift must never open them.
+	outside string
+	made    map[string]bool
+	ino     int              // inotify descriptor, -1 until a target is made
+	wds     map[int32]string // watched directories
 }
 
 // NewWorker prepares a worker directory under dir.
 func NewWorker(cfg *Config, dir string) (*Worker, error) {
-	w := &Worker{cfg: cfg, dir: dir, imgDir: filepath.Join(dir, "img"), copies: map[string]string{}}
+	w := &Worker{cfg: cfg, dir: dir, imgDir: filepath.Join(dir, "img"), copies: map[string]string{},
+		outside: filepath.Join(dir, "outside"), made: map[string]bool{}, ino: -1, wds: map[int32]string{}}
 	if err := os.MkdirAll(w.imgDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -153,6 +163,41 @@ type fileState struct {
 	mtime, ctime unix.Timespec
 	ino          uint64
 	sum          uint64
+	what         string // a directory's: its entries and their states
+}
+
+// dirStateOf fingerprints a variant's directory: every entry, the
+// contents of its regular files (FIFOs are never opened), link targets.
+func dirStateOf(dir string) (fileState, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fileState{}, err
+	}
+	var h maphash.Hash
+	h.SetSeed(fingerprintSeed)
+	var names []string
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fileState{}, err
+		}
+		desc := fmt.Sprintf("%s mode %o size %d ctime %v", e.Name(), st.Mode, st.Size, st.Ctim)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			fs, err := stateOf(p)
+			if err != nil {
+				return fileState{}, err
+			}
+			desc += fmt.Sprintf(" sum %x", fs.sum)
+		case unix.S_IFLNK:
+			t, _ := os.Readlink(p)
+			desc += " -> " + t
+		}
+		fmt.Fprintln(&h, desc)
+		names = append(names, e.Name())
+	}
+	return fileState{sum: h.Sum64(), what: strings.Join(names, ", ")}, nil
 }
 
 // stateOf fingerprints a file: stat times (any write changes ctime) and a
@@ -194,8 +239,107 @@ func stateOf(p string) (fileState, error) {
 	return fs, nil
 }
 
+// Close releases the worker's inotify descriptor.
+func (w *Worker) Close() {
+	if w.ino >= 0 {
+		unix.Close(w.ino)
+		w.ino = -1
+	}
+}
+
+// makeOutside puts the escape targets of base b into the worker's outside
+// directory (../../outside from a variant's directory) and watches them.
+func (w *Worker) makeOutside(b *Base) error {
+	for _, rel := range sortedKeys(b.Outside) {
+		if w.made[rel] {
+			continue
+		}
+		dst := filepath.Join(w.outside, rel)
+		dir := filepath.Dir(dst)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := copyFileSparse(b.Outside[rel], dst); err != nil {
+			return err
+		}
+		w.made[rel] = true
+		if err := w.watch(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) watch(dir string) error {
+	for _, d := range w.wds {
+		if d == dir {
+			return nil
+		}
+	}
+	if w.ino < 0 {
+		fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("inotify: %w", err)
+		}
+		w.ino = fd
+	}
+	wd, err := unix.InotifyAddWatch(w.ino, dir, unix.IN_OPEN|unix.IN_ACCESS)
+	if err != nil {
+		return fmt.Errorf("inotify %s: %w", dir, err)
+	}
+	w.wds[int32(wd)] = dir
+	return nil
+}
+
+// opened returns the opens and reads of watched files since the last call.
+func (w *Worker) opened() []string {
+	if w.ino < 0 {
+		return nil
+	}
+	var out []string
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(w.ino, buf)
+		if n <= 0 || err != nil {
+			return out
+		}
+		for p := 0; p+unix.SizeofInotifyEvent <= n; {
+			wd := int32(le.Uint32(buf[p:]))
+			mask := le.Uint32(buf[p+4:])
+			l := int(le.Uint32(buf[p+12:]))
+			name := strings.TrimRight(string(buf[p+unix.SizeofInotifyEvent:min(n, p+unix.SizeofInotifyEvent+l)]), "\x00")
+			what := "read"
+			if mask&unix.IN_OPEN != 0 {
+				what = "opened"
+			}
+			f := strings.TrimPrefix(filepath.Join(w.wds[wd], name), w.dir+"/")
+			if e := what + " " + f; len(out) < 8 && !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+			p += unix.SizeofInotifyEvent + l
+		}
+	}
+}
+
 // prepare writes the variant image and returns its path and an undo.
 func (w *Worker) prepare(v *Variant) (string, func() error, error) {
+	if v.Base.Set != nil {
+		// A directory of its own, written for each variant.
+		dir := filepath.Join(w.imgDir, v.Base.Name)
+		os.RemoveAll(dir)
+		img, err := v.WriteDir(dir, w.outside)
+		undo := func() error { return os.RemoveAll(dir) }
+		if err != nil {
+			return "", undo, err
+		}
+		err = filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return w.own(p)
+		})
+		return img, undo, err
+	}
 	if v.Truncate >= 0 {
 		p := filepath.Join(w.imgDir, "truncated.img")
 		if err := CopySparse(p, v.Base.f, 0, v.Truncate); err != nil {
@@ -273,8 +417,22 @@ func (w *Worker) Check(v *Variant) *Result {
 		res.fail(OutcomeCrash, "harness: preparing variant: %v", err)
 		return res
 	}
-	before, err := stateOf(img)
+	state := func() (fileState, error) { return stateOf(img) }
+	if v.Base.Set != nil {
+		dir := filepath.Dir(img)
+		state = func() (fileState, error) { return dirStateOf(dir) }
+	}
+	if len(v.Base.Outside) > 0 {
+		if err := w.makeOutside(v.Base); err != nil {
+			undo()
+			res.fail(OutcomeCrash, "harness: %v", err)
+			return res
+		}
+	}
+	w.opened() // the harness's own
+	before, err := state()
 	if err != nil {
+		undo()
 		res.fail(OutcomeCrash, "harness: %v", err)
 		return res
 	}
@@ -287,17 +445,25 @@ func (w *Worker) Check(v *Variant) *Result {
 		w.own(dirs[d])
 	}
 	w.runAll(v, img, dirs, res)
+	if opened := w.opened(); len(opened) > 0 {
+		res.fail(OutcomeEscape, "outside the evidence directory: %s", strings.Join(opened, ", "))
+	}
 
-	after, err := stateOf(img)
+	after, err := state()
 	switch {
 	case err != nil:
 		res.fail(OutcomeWrite, "image file: %v", err)
+	case after != before && v.Base.Set != nil:
+		res.fail(OutcomeWrite, "evidence directory changed: entries %s before, %s after (or their contents, times)", before.what, after.what)
 	case after != before:
 		res.fail(OutcomeWrite, "image file changed: size %d -> %d, content hash %x -> %x, ctime %v -> %v", before.size, after.size, before.sum, after.sum, before.ctime, after.ctime)
 	}
 	// Nothing may appear next to the image, in the working directory, in
 	// HOME or TMPDIR; only out/ holds what was asked for.
 	want := map[string]bool{filepath.Base(img): true}
+	if v.Base.Set != nil {
+		want = map[string]bool{v.Base.Name: true}
+	}
 	for _, p := range w.copies {
 		want[filepath.Base(p)] = true
 	}
@@ -318,6 +484,8 @@ func (w *Worker) Check(v *Variant) *Result {
 	}
 	changed := err != nil || after != before
 	switch {
+	case v.Base.Set != nil:
+		undo()
 	case v.Truncate >= 0:
 		undo()
 	case changed:
@@ -406,9 +574,15 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		// Every command fails where list did; one container shows it.
 		ctrs = v.Base.Containers[:1]
 	}
-	if len(ctrs) > w.cfg.MaxCtrs {
+	maxCtrs := w.cfg.MaxCtrs
+	if v.Base.Format != "" {
+		// The evidence classes damage the container format: two
+		// containers read enough of the disk, and keep the classes cheap.
+		maxCtrs = min(maxCtrs, evidenceCtrs)
+	}
+	if len(ctrs) > maxCtrs {
 		v.R.Shuffle(len(ctrs), func(i, j int) { ctrs[i], ctrs[j] = ctrs[j], ctrs[i] })
-		ctrs = ctrs[:w.cfg.MaxCtrs]
+		ctrs = ctrs[:maxCtrs]
 	}
 	for i, c := range ctrs {
 		// "--": an id read from the image may start with a dash.
@@ -582,6 +756,8 @@ func (w *Worker) exec(args []string, dirs map[string]string, sink func(io.Reader
 	case strings.ContainsFunc(r.Stderr, func(c rune) bool { return c < 0x20 && c != '\n' || c == 0x7f }):
 		i := strings.IndexFunc(r.Stderr, func(c rune) bool { return c < 0x20 && c != '\n' || c == 0x7f })
 		r.Outcome, r.Problem = OutcomeUnclear, fmt.Sprintf("raw control character %q on stderr: %q", r.Stderr[i], clip(r.Stderr[max(0, i-80):], 200))
+	case bytes.Contains(r.Stdout, []byte(EscapeToken)) || strings.Contains(r.Stderr, EscapeToken):
+		r.Outcome, r.Problem = OutcomeEscape, fmt.Sprintf("printed %s, which only a file outside the evidence directory holds", EscapeToken)
 	case r.Exit == 1:
 		line, ok := errorLine(r.Stderr)
 		r.ErrLine = line
@@ -600,6 +776,10 @@ func (w *Worker) exec(args []string, dirs map[string]string, sink func(io.Reader
 	}
 	return r
 }
+
+// evidenceCtrs is how many containers a variant of an evidence base
+// exercises.
+const evidenceCtrs = 2
 
 // errRunaway ends the reading of an export on stdout that exceeds the
 // file size limit.
@@ -724,8 +904,13 @@ var (
 	// an LBA or a block.
 	locatedRE = regexp.MustCompile(`(?i)\b(at byte -?\d+|byte \d+|offset (0x)?[0-9a-f]+|inode \d+|page \d+|LBA \d+|block \d+|sector \d+)`)
 	// Errors about containerd records name the record (a snapshot,
-	// container, layer directory or bucket) rather than an offset.
-	recordRE = regexp.MustCompile(`(?i)(snapshot|container|layer \d+|bucket|namespace|no containerd root|partition|matches|empty image|^export: /)`)
+	// container, layer directory or bucket) rather than an offset; so do
+	// errors about the files of an evidence container.
+	recordRE = regexp.MustCompile(`(?i)(snapshot|container|layer \d+|bucket|namespace|no containerd root|partition|matches|empty image|^export: /|` +
+		// Records of the evidence containers: a segment file, an extent
+		// file, a backing file or parent, the descriptor, and features
+		// refused by name.
+		`segment \d+|extent "|backing file|parent|external data file|encrypted|descriptor)`)
 	digitsRE = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9a-f]{12,}|\d+`)
 	quoteRE  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 )
@@ -839,7 +1024,7 @@ func (t *Tally) Add(r *Result) {
 // Table renders the per-class outcome table in Markdown.
 func (t *Tally) Table() string {
 	var b strings.Builder
-	cols := []string{OutcomeOK, OutcomeError, OutcomeRunaway, OutcomePanic, OutcomeTimeout, OutcomeMemory, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeCrash}
+	cols := []string{OutcomeOK, OutcomeError, OutcomeRunaway, OutcomePanic, OutcomeTimeout, OutcomeMemory, OutcomeUnclear, OutcomeOutput, OutcomeWrite, OutcomeEscape, OutcomeCrash}
 	fmt.Fprintf(&b, "| class | variants | %s |\n|---|---:|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
 	names := make([]string, 0, len(t.Classes))
 	for _, c := range Classes {
