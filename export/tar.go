@@ -306,7 +306,13 @@ func (w *writer) addNoted(p string, in *vfs.Inode, fsys vfs.FS, layer string, no
 			me.Sparse = in.Sparse()
 		}
 	case tar.TypeSymlink:
-		hdr.Linkname = *me.Target
+		// The record's target is escaped when it is not UTF-8; the tar
+		// carries the bytes as stored.
+		t, err := fsys.LinkTarget(in)
+		if err != nil {
+			return fmt.Errorf("export: %s: %w", me.Path, err)
+		}
+		hdr.Linkname = t
 	case tar.TypeChar, tar.TypeBlock:
 		hdr.Devmajor, hdr.Devminor = int64(in.RdevMajor), int64(in.RdevMinor)
 	}
