@@ -106,6 +106,9 @@ type Base struct {
 	VMDKDesc *VMDKDescMap // a VMDK descriptor (a file, or embedded in the sparse extent)
 	VHD      *VHDMap      // VHD footer, dynamic header and BAT
 	VHDX     *VHDXMap     // VHDX headers, region tables, metadata and BAT
+
+	XFS     *xfsGeom  // the XFS filesystem holding the data (FS is nil then)
+	XInodes []*XInode // its inodes the mutations aim at
 }
 
 // ReadAt reads the pristine image.
@@ -159,6 +162,9 @@ func (b *Base) locate() error {
 		b.Parts = append(b.Parts, [2]int64{p.Start, p.Start + p.Size})
 	}
 	p, err := d.Select("")
+	if err == nil && p.FS.Type == image.FSXFS {
+		return b.locateXFS(p)
+	}
 	if err != nil || !image.IsExt(p.FS.Type) {
 		if b.Kind == KindTable {
 			b.addBoundaries()

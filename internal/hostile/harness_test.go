@@ -329,6 +329,9 @@ func TestClassesAim(t *testing.T) {
 		case "vhdx-regions":
 			want = "ev-" + FormatVHDX
 		}
+		if strings.HasPrefix(c.Name, "xfs-") {
+			want = "xfs-default"
+		}
 		if f, ok := strings.CutPrefix(want, "ev-"); ok {
 			if tool := EvidenceToolsMissing(f); tool != "" {
 				t.Logf("class %s: skipped, %s not installed", c.Name, tool)

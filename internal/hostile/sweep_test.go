@@ -124,11 +124,16 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
 		// The example's containerd root as GNU tar packed it: tar input.
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
+		// The example's containerd root on an EKS-like XFS root (GPT).
+		{"eks-xfs", KindContainerd, filepath.Join(root, "testdata", "images", "xfs", "eks-node.raw.zst"), false, 3, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
 		{filepath.Join(root, "image", "ext4", "testdata", "*.img.zst"), KindExt4, ".img.zst"},
 		{filepath.Join(root, "testdata", "images", "disk", "*.raw.zst"), KindTable, ".raw.zst"},
+		// Bare XFS filesystems holding every directory, attribute, extent
+		// map and symlink form (exported whole, like the ext4 images).
+		{filepath.Join(root, "testdata", "images", "xfs", "xfs-[d1v]*.img.zst"), KindExt4, ".img.zst"},
 	}
 	for _, g := range globs {
 		files, _ := filepath.Glob(g.pattern)
@@ -299,11 +304,6 @@ func TestSweep(t *testing.T) {
 	// go test ./... runs a sample, every class once (32 variants, about
 	// 30 s on 2 cores); .ci/run runs the full sweep after it with
 	// CTRLIFT_HOSTILE_PER_CLASS=34.
-	n := variantsFor(Classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 1))
-	n = envInt(t, "CTRLIFT_HOSTILE_VARIANTS", n)
-	if testing.Short() && os.Getenv("CTRLIFT_HOSTILE_VARIANTS") == "" && os.Getenv("CTRLIFT_HOSTILE_PER_CLASS") == "" {
-		n = 40
-	}
 	seed := uint64(envInt(t, "CTRLIFT_HOSTILE_SEED", 1))
 	// Two workers per CPU: a run waits on I/O about half of its time.
 	workers := envInt(t, "CTRLIFT_HOSTILE_WORKERS", 2*runtime.GOMAXPROCS(0))
@@ -324,6 +324,13 @@ func TestSweep(t *testing.T) {
 				classes = append(classes, c)
 			}
 		}
+	}
+	// Counted over the classes selected, so CTRLIFT_HOSTILE_PER_CLASS
+	// combines with CTRLIFT_HOSTILE_CLASS.
+	n := variantsFor(classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 1))
+	n = envInt(t, "CTRLIFT_HOSTILE_VARIANTS", n)
+	if testing.Short() && os.Getenv("CTRLIFT_HOSTILE_VARIANTS") == "" && os.Getenv("CTRLIFT_HOSTILE_PER_CLASS") == "" {
+		n = 40
 	}
 	sched := schedule(classes)
 	indexes := make([]int, 0, n)
