@@ -7,7 +7,9 @@
 #   FILES=20000 BYTES=400000000 bench/run.sh   (a smaller run)
 #
 # Needs: go, e2fsprogs (mkfs.ext4, debugfs), gdisk (sgdisk), GNU time
-# (/usr/bin/time). As root it also times loop mount + overlay mount + GNU tar.
+# (/usr/bin/time). As root it also times loop mount + overlay mount + GNU tar,
+# and (with xfsprogs) export of the same tree from XFS against ext4 and
+# against loop + overlay mount + tar --sparse on XFS.
 # The image is built once and reused; delete WORKDIR to rebuild.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,6 +100,61 @@ if [ "$(id -u)" = 0 ] && grep -qw overlay /proc/filesystems; then
   row "loop + overlay mount + GNU tar (root)" "$mt_t" "$mt_m" "$data" "$ex_t"
 else
   echo "(loop + overlay mount + tar: skipped, needs root and overlayfs)"
+fi
+
+# XFS: the same tree copied (cp -a, as root) from the ext4 STATE onto
+# mkfs.xfs defaults in a GPT disk, as on an EKS node. Each run times, in
+# turn, ctrlift from XFS, ctrlift from ext4 and loop + overlay mount + GNU
+# tar --sparse on XFS (mount and unmount included), and prints that run's
+# ratios, so a noisy machine shows as spread rather than as a skewed best.
+if [ "$(id -u)" = 0 ] && grep -qw xfs /proc/filesystems && grep -qw overlay /proc/filesystems && command -v mkfs.xfs >/dev/null; then
+  xdisk=$work/xfs-disk-$FILES-$BYTES.raw
+  xmnt=$work/xmnt
+  mkdir -p "$xmnt/ext4" "$xmnt/xfs" "$xmnt/merged"
+  if [ ! -f "$xdisk" ]; then
+    echo "bench: copying the tree onto XFS ..." >&2
+    xstate=$work/xfs-state.img
+    rm -f "$xstate"
+    truncate -s "$size" "$xstate"
+    mkfs.xfs -q -f -L STATE "$xstate"
+    mount -o ro,noload,loop "$state" "$xmnt/ext4"
+    mount -o loop "$xstate" "$xmnt/xfs"
+    cp -a "$xmnt/ext4/var" "$xmnt/xfs/"
+    umount "$xmnt/xfs"; umount "$xmnt/ext4"
+    truncate -s $((size + 2 * 1048576)) "$xdisk.tmp"
+    sgdisk -n 1:$start_sector:+$((size / 512)) -c 1:STATE -t 1:8300 "$xdisk.tmp" >/dev/null
+    dd if="$xstate" of="$xdisk.tmp" bs=1M seek=1 conv=notrunc,sparse status=none
+    rm -f "$xstate"
+    mv "$xdisk.tmp" "$xdisk"
+  fi
+  cat "$xdisk" >/dev/null
+  xmountpath() {
+    loop=$(losetup -r -f --show -o "$offset" --sizelimit "$size" "$xdisk")
+    mount -t xfs -o ro,norecovery "$loop" "$xmnt/xfs"
+    mount -t overlay -o ro,lowerdir="$xmnt/xfs/$snap/3/fs:$xmnt/xfs/$snap/2/fs:$xmnt/xfs/$snap/1/fs" overlay "$xmnt/merged"
+    tar --sparse -C "$xmnt/merged" -cf - . | cat >/dev/null
+    umount "$xmnt/merged"; umount "$xmnt/xfs"; losetup -d "$loop"
+  }
+  once() { # prints "seconds rss-KiB" of one run
+    /usr/bin/time -f '%e %M' -o "$work/time.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; return 1; }
+    cat "$work/time.out"
+  }
+  echo
+  echo "XFS (mkfs.xfs defaults, GPT) against ext4, same tree; per run:"
+  printf "%-5s %10s %10s %12s %14s %16s\n" "run" "xfs (s)" "ext4 (s)" "mount (s)" "ext4/xfs" "mount/xfs"
+  xbest="" ebest="" mbest="" xrss=0 erss=0
+  for i in $(seq "$RUNS"); do
+    read -r xt xm < <(once "$work/ctrlift" export -q -i "$xdisk" --layer-dirs "$layers" /dev/null)
+    read -r et em < <(once "$work/ctrlift" export -q -i "$disk" --layer-dirs "$layers" /dev/null)
+    read -r mt _ < <(once bash -c "$(declare -f xmountpath); xmnt=$xmnt snap=$snap xdisk=$xdisk offset=$offset size=$size xmountpath")
+    awk -v i="$i" -v x="$xt" -v e="$et" -v m="$mt" 'BEGIN{ if (x < 0.001) x = 0.001
+      printf "%-5s %10.2f %10.2f %12.2f %13.2fx %15.2fx\n", i, x, e, m, e/x, m/x }'
+    [ "$xm" -gt "$xrss" ] && xrss=$xm
+    [ "$em" -gt "$erss" ] && erss=$em
+  done
+  awk -v x="$xrss" -v e="$erss" 'BEGIN{ printf "peak RSS: ctrlift from XFS %.1f MB, from ext4 %.1f MB\n", x/1024, e/1024 }'
+else
+  echo "(XFS: skipped, needs root, mkfs.xfs, and XFS and overlayfs in the kernel)"
 fi
 echo
 awk -v s="$bigsize" -v r="$bgraw_t" -v c="$bg_t" -v m="$bg_m" 'BEGIN{
