@@ -301,9 +301,6 @@ func TestSweep(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the harness uses Linux rlimits, SEEK_DATA and memfd")
 	}
-	// go test ./... runs a sample, every class once (32 variants, about
-	// 30 s on 2 cores); .ci/run runs the full sweep after it with
-	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	seed := uint64(envInt(t, "CTRLIFT_HOSTILE_SEED", 1))
 	// Two workers per CPU: a run waits on I/O about half of its time.
 	workers := envInt(t, "CTRLIFT_HOSTILE_WORKERS", 2*runtime.GOMAXPROCS(0))
@@ -325,6 +322,9 @@ func TestSweep(t *testing.T) {
 			}
 		}
 	}
+	// go test ./... runs a sample, every class once (42 variants, about
+	// 40 s on 2 cores); .ci/run runs the full sweep after it with
+	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	// Counted over the classes selected, so CTRLIFT_HOSTILE_PER_CLASS
 	// combines with CTRLIFT_HOSTILE_CLASS.
 	n := variantsFor(classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 1))
