@@ -90,7 +90,7 @@ exports exactly these containers, with the same flags.`,
 			inform(cmd, "%d containers hidden (%s); --all shows them", h.Total(), describeHidden(h))
 		}
 		head := []string{"NAMESPACE", "CONTAINER ID", "POD", "NAME", "KIND", "IMAGE", "SNAPSHOTTER", "CREATED", "STATUS", "PID", "EXIT"}
-		withRuntime := n.HasDocker() // the column appears when the node has Docker containers
+		withRuntime := n.HasDocker() || n.HasCStorage() // the column appears when the node has other runtimes' containers
 		if withRuntime {
 			head = append([]string{"RUNTIME"}, head...)
 		}
@@ -99,6 +99,9 @@ exports exactly these containers, with the same flags.`,
 				pod := ""
 				if c.PodName != "" {
 					pod = c.PodNamespace + "/" + c.PodName
+				}
+				if c.PodName != "" && c.PodNamespace == "" && node.RuntimeOf(&c) == node.EnginePodman {
+					pod = c.PodName // Podman's pods have no namespace
 				}
 				name := c.ContainerName
 				if name == "" {
@@ -113,11 +116,7 @@ exports exactly these containers, with the same flags.`,
 				}
 				row := []string{c.Namespace, p.short(c.ID), pod, name, c.Kind, c.Image, c.Snapshotter, when(c.CreatedAt), c.Status.String(), pid, exit}
 				if withRuntime {
-					rt := node.RuntimeContainerd.String()
-					if c.Engine == node.EngineDocker {
-						rt = node.RuntimeDocker.String()
-					}
-					row = append([]string{rt}, row...)
+					row = append([]string{node.RuntimeOf(&c)}, row...)
 				}
 				return row
 			})
