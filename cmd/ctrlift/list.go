@@ -71,7 +71,9 @@ The containers of every containerd namespace are shown (k8s.io for
 Kubernetes, default for ctr, moby for Docker, or any other: a container
 started by hand on a node is what an intruder leaves behind) and, when the
 disk holds a Docker root (/var/lib/docker), Docker Engine's containers
-(namespace moby, a RUNTIME column says which), without pod
+(namespace moby, a RUNTIME column says which), and Podman's and CRI-O's
+containers of containers/storage stores (namespaces podman, podman@USER
+for a rootless store, cri-o), without pod
 sandboxes and support containers (pods of kube-system and other system
 namespaces). How many were hidden, and why, is printed on stderr. --all
 shows them too; -n shows one namespace; --support-containers FILE takes a
