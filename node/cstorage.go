@@ -281,8 +281,7 @@ func (n *Node) cstorageVolumes(c *containerd.Container, mode VolumeMode) ([]Volu
 		return nil, fmt.Errorf("container %s: not a containers/storage container of this node", c.ID)
 	}
 	s := r.store
-	hostRoot := storeHostRoot(s)
-	mountedAt, known := dockerMountPoint(s.Root, hostRoot)
+	m := storeHostMap(s)
 	byDst := map[string]*Volume{}
 	var order []string
 	add := func(v Volume) *Volume {
@@ -314,15 +313,15 @@ func (n *Node) cstorageVolumes(c *containerd.Container, mode VolumeMode) ([]Volu
 			case dst == "/dev/shm":
 				v.Kind, v.Note = "tmpfs", "in memory, never on the disk"
 			default:
-				n.dockerHostPath(&v, mountedAt, known)
+				n.mapHostPath(&v, m)
 			}
 			add(v)
 		}
 	}
 	if r.c.CRIO != nil {
-		for _, m := range r.c.CRIO.Mounts {
-			v := add(Volume{ContainerPath: m.ContainerPath, HostPath: path.Clean(m.HostPath), Readonly: m.Readonly})
-			n.classifyCStorage(v, mountedAt, known)
+		for _, cm := range r.c.CRIO.Mounts {
+			v := add(Volume{ContainerPath: cm.ContainerPath, HostPath: path.Clean(cm.HostPath), Readonly: cm.Readonly})
+			n.classifyCStorage(v, m)
 		}
 	}
 	var spec struct {
@@ -334,15 +333,15 @@ func (n *Node) cstorageVolumes(c *containerd.Container, mode VolumeMode) ([]Volu
 		} `json:"mounts"`
 	}
 	if len(c.Spec) > 0 && json.Unmarshal(c.Spec, &spec) == nil {
-		for _, m := range spec.Mounts {
-			if !(m.Type == "bind" || hasOption(m.Options, "bind") || hasOption(m.Options, "rbind")) || !strings.HasPrefix(m.Source, "/") {
+		for _, sm := range spec.Mounts {
+			if !(sm.Type == "bind" || hasOption(sm.Options, "bind") || hasOption(sm.Options, "rbind")) || !strings.HasPrefix(sm.Source, "/") {
 				continue
 			}
-			if own[path.Clean(m.Source)] || byDst[path.Clean("/"+m.Destination)] != nil {
+			if own[path.Clean(sm.Source)] || byDst[path.Clean("/"+sm.Destination)] != nil {
 				continue
 			}
-			v := add(Volume{ContainerPath: m.Destination, HostPath: path.Clean(m.Source), Readonly: hasOption(m.Options, "ro")})
-			n.classifyCStorage(v, mountedAt, known)
+			v := add(Volume{ContainerPath: sm.Destination, HostPath: path.Clean(sm.Source), Readonly: hasOption(sm.Options, "ro")})
+			n.classifyCStorage(v, m)
 		}
 	}
 	var out []Volume
@@ -364,19 +363,53 @@ func (n *Node) cstorageVolumes(c *containerd.Container, mode VolumeMode) ([]Volu
 	return out, nil
 }
 
+// hostMap maps host paths onto the filesystem read: HostPrefix on the
+// host is DiskPrefix on the disk.
+type hostMap struct {
+	HostPrefix, DiskPrefix string
+	Known                  bool
+}
+
+// storeHostMap is how a store's host paths map onto the filesystem read:
+// through where the store was on its host, or, for an ostree deployment's
+// store (RHCOS), the deployment's var/ as the host's /var.
+func storeHostMap(s *cstorage.Store) hostMap {
+	if rest, ok := strings.CutPrefix(s.Root, "ostree/deploy/"); ok {
+		if osName, tail, _ := strings.Cut(rest, "/"); strings.HasPrefix(tail, "var/") {
+			return hostMap{HostPrefix: "/var", DiskPrefix: path.Join("ostree/deploy", osName, "var"), Known: true}
+		}
+	}
+	mountedAt, known := dockerMountPoint(s.Root, storeHostRoot(s))
+	return hostMap{HostPrefix: mountedAt, DiskPrefix: ".", Known: known}
+}
+
+// mapHostPath finds a host path on the filesystem read.
+func (n *Node) mapHostPath(v *Volume, m hostMap) {
+	if !m.Known {
+		v.Note = "where the filesystem holding the store was mounted on the host is unknown"
+		return
+	}
+	rel, ok := underMount(path.Clean(v.HostPath), m.HostPrefix)
+	if !ok {
+		v.Note = fmt.Sprintf("not on the filesystem read (it holds %s and below)", m.HostPrefix)
+		return
+	}
+	n.dockerOnDisk(v, path.Join(m.DiskPrefix, rel))
+}
+
 // classifyCStorage classifies a bind mount of a Podman or CRI-O container:
 // kubelet's volumes as for containerd (CRI-O), in-memory filesystems, and
 // any other host path as a bind.
-func (n *Node) classifyCStorage(v *Volume, mountedAt string, known bool) {
+func (n *Node) classifyCStorage(v *Volume, m hostMap) {
 	hp := v.HostPath
 	switch {
 	case strings.HasPrefix(hp, "/var/lib/kubelet/pods/"):
-		st := &containerd.State{Root: "the store"}
-		if known {
-			n.classify(v, st, mountedAt, true)
-			return
+		// The kind as for containerd's; where it is, through the store's map.
+		n.classify(v, &containerd.State{Root: "the store"}, "", false)
+		if strings.HasPrefix(v.Note, "where the filesystem holding") {
+			v.Note = ""
+			n.mapHostPath(v, m)
 		}
-		n.classify(v, st, "", false)
 		return
 	case strings.HasPrefix(hp, "/run/") || strings.HasPrefix(hp, "/var/run/") || strings.HasPrefix(hp, "/dev/") ||
 		strings.HasPrefix(hp, "/proc/") || strings.HasPrefix(hp, "/sys/") || hp == "/run" || hp == "/dev":
@@ -384,5 +417,5 @@ func (n *Node) classifyCStorage(v *Volume, mountedAt string, known bool) {
 		return
 	}
 	v.Kind = "bind"
-	n.dockerHostPath(v, mountedAt, known)
+	n.mapHostPath(v, m)
 }
