@@ -183,7 +183,11 @@ func FindStores(fsys fs.FS, override string) ([]StoreRef, error) {
 		if !IsStore(fsys, p) {
 			return nil, fmt.Errorf("containers/storage root %s: no overlay-layers/layers.json or overlay-containers/containers.json", p)
 		}
-		return []StoreRef{{Root: p, Kind: KindGiven}}, nil
+		ref := StoreRef{Root: p, Kind: KindGiven}
+		if home, ok := strings.CutSuffix(p, "/.local/share/containers/storage"); ok {
+			ref.Kind, ref.Home, ref.User = KindRootless, home, path.Base(home)
+		}
+		return []StoreRef{ref}, nil
 	}
 	var out []StoreRef
 	seen := map[string]bool{}
@@ -265,9 +269,6 @@ func IsStore(fsys fs.FS, dir string) bool {
 func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 	s := &Store{Root: ref.Root, Kind: ref.Kind, Driver: "overlay", User: ref.User,
 		Layers: []Layer{}, Images: []Image{}, Containers: []Container{}, layerByID: map[string]*Layer{}}
-	if ref.Kind == KindGiven && strings.Contains("/"+ref.Root+"/", "/.local/share/containers/storage/") {
-		s.Kind = KindRootless
-	}
 	if s.Kind == KindRootless && ref.Home != "" {
 		s.IDMap = readIDMap(fsys, ref, s.warn)
 	}

@@ -86,6 +86,16 @@ func TestPodmanFixture(t *testing.T) {
 	if len(refs) != len(want) || refs[0] != want[0] || refs[1] != want[1] {
 		t.Fatalf("stores %+v", refs)
 	}
+	// A store given explicitly: a rootless one is known by its path.
+	if given, err := FindStores(fsys, "/home/podrunner/.local/share/containers/storage/"); err != nil || len(given) != 1 || given[0] != want[1] {
+		t.Errorf("given rootless store: %+v, %v", given, err)
+	}
+	if given, err := FindStores(fsys, "var/lib/containers/storage"); err != nil || len(given) != 1 || given[0].Kind != KindGiven {
+		t.Errorf("given store: %+v, %v", given, err)
+	}
+	if _, err := FindStores(fsys, "var/lib"); err == nil {
+		t.Errorf("var/lib taken for a store")
+	}
 	for i, name := range []string{"rootful", "rootless"} {
 		t.Run(name, func(t *testing.T) {
 			s, err := Load(fsys, refs[i])

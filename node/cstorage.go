@@ -268,6 +268,34 @@ func (n *Node) holdsCRIO() bool {
 	return false
 }
 
+// stateHeld says whose state the node's input holds, for messages:
+// "containerd state only", "Docker and Podman state only", ...
+func (n *Node) stateHeld() string {
+	var held []string
+	if n.state == nil || n.state.MetaDB.Path != "" {
+		held = append(held, "containerd")
+	}
+	if n.docker != nil {
+		held = append(held, "Docker")
+	}
+	if n.cstorage != nil {
+		seen := map[string]bool{}
+		for _, c := range n.state.Containers {
+			if isCStorageEngine(c.Engine) && !seen[c.Engine] {
+				seen[c.Engine] = true
+				held = append(held, map[string]string{EnginePodman: "Podman", EngineCRIO: "CRI-O", EngineCStorage: "containers/storage"}[c.Engine])
+			}
+		}
+	}
+	switch len(held) {
+	case 0:
+		return "no container state"
+	case 1:
+		return held[0] + " state only"
+	}
+	return strings.Join(held[:len(held)-1], ", ") + " and " + held[len(held)-1] + " state only"
+}
+
 // cstorageVolumes lists a Podman or CRI-O container's mounts, each mapped
 // onto the filesystem read: Podman's named volumes are the store's
 // volumes/NAME/_data, bind sources are host paths mapped through where the

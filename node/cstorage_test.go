@@ -167,7 +167,7 @@ func TestPodmanRefs(t *testing.T) {
 	if _, err := n.Resolve("containerd://" + c.ID); err == nil {
 		t.Errorf("containerd:// selected a Podman container")
 	}
-	if _, err := n.Resolve("cri-o://" + c.ID); err == nil || !strings.Contains(err.Error(), "cri-o") {
+	if _, err := n.Resolve("cri-o://" + c.ID); err == nil || !strings.Contains(err.Error(), "holds Podman state only") {
 		t.Errorf("cri-o:// on a Podman node: %v", err)
 	}
 }

@@ -144,13 +144,7 @@ func (n *Node) checkRuntime(ref string) error {
 	if !ok || rt == RuntimeContainerd || (rt == RuntimeDocker && n.docker != nil) || (rt == RuntimeCRIO && n.holdsCRIO()) {
 		return nil
 	}
-	holds := "containerd state only"
-	if n.docker != nil {
-		holds = "containerd and Docker state only"
-		if n.state != nil && n.state.MetaDB.Path == "" {
-			holds = "Docker state only"
-		}
-	}
+	holds := n.stateHeld()
 	return fmt.Errorf("%q names a %s container, but %s holds %s", ref, rt, n.RuntimeSource(), holds)
 }
 
