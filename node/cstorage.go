@@ -243,6 +243,18 @@ func RuntimeOf(c *containerd.Container) string {
 	return c.Engine
 }
 
+// PodLabel names a container's pod in listings: K8SNS/POD, or POD alone
+// for a Podman pod (they have no namespace); "" outside pods.
+func PodLabel(c *containerd.Container) string {
+	switch {
+	case c.PodName == "":
+		return ""
+	case c.PodNamespace == "" && c.Engine == EnginePodman:
+		return c.PodName
+	}
+	return c.PodNamespace + "/" + c.PodName
+}
+
 // runtimeMatches says whether a runtime-qualified reference's runtime
 // selects c.
 func runtimeMatches(rt Runtime, c *containerd.Container) bool {

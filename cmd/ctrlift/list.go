@@ -98,13 +98,7 @@ exports exactly these containers, with the same flags.`,
 		}
 		return printList(cmd.OutOrStdout(), p, l.Shown, head,
 			func(c containerd.Container) []string {
-				pod := ""
-				if c.PodName != "" {
-					pod = c.PodNamespace + "/" + c.PodName
-				}
-				if c.PodName != "" && c.PodNamespace == "" && node.RuntimeOf(&c) == node.EnginePodman {
-					pod = c.PodName // Podman's pods have no namespace
-				}
+				pod := node.PodLabel(&c)
 				name := c.ContainerName
 				if name == "" {
 					name = p.short(c.ID)
