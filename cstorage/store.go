@@ -80,10 +80,13 @@ type Store struct {
 	Driver string `json:"driver"` // the graph driver whose files were found: overlay
 	// Rootless stores: the home directory's user and, when known, how the
 	// user namespace mapped ids (owners on the disk are host ids).
-	User   string  `json:"user,omitempty"`
-	IDMap  *IDMap  `json:"id_map,omitempty"`
-	Layers []Layer `json:"layers"`
-	Images []Image `json:"images"`
+	User  string `json:"user,omitempty"`
+	IDMap *IDMap `json:"id_map,omitempty"`
+	// MountProgram: the driver mounted layers with a mount program
+	// (fuse-overlayfs), per overlay/.has-mount-program.
+	MountProgram bool    `json:"mount_program,omitempty"`
+	Layers       []Layer `json:"layers"`
+	Images       []Image `json:"images"`
 	// Containers, sorted by id, with their layer chains.
 	Containers []Container `json:"containers"`
 	// Podman's state beside the store, when there is one.
@@ -271,6 +274,12 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 		Layers: []Layer{}, Images: []Image{}, Containers: []Container{}, layerByID: map[string]*Layer{}}
 	if s.Kind == KindRootless && ref.Home != "" {
 		s.IDMap = readIDMap(fsys, ref, s.warn)
+	}
+	if b, err := readFile(fsys, path.Join(ref.Root, "overlay", ".has-mount-program"), maxSmallFile); err == nil && strings.TrimSpace(string(b)) == "true" {
+		// fuse-overlayfs also honours user.fuseoverlayfs.opaque and .wh.
+		// whiteout files, which the kernel's rules applied here do not.
+		s.MountProgram = true
+		s.warn(fmt.Sprintf("%s: layers were mounted with a mount program (fuse-overlayfs); they are merged by the kernel's overlay rules, without fuse-overlayfs's own markers (user.fuseoverlayfs.opaque, .wh. files)", ref.Root))
 	}
 	for _, f := range []struct {
 		name     string

@@ -105,6 +105,9 @@ func TestPodmanFixture(t *testing.T) {
 			if len(s.Warnings) > 0 {
 				t.Errorf("warnings: %q", s.Warnings)
 			}
+			if s.MountProgram {
+				t.Errorf("mount program recorded")
+			}
 			if s.Podman == nil || s.Podman.Backend != "boltdb" {
 				t.Fatalf("podman state %+v", s.Podman)
 			}
