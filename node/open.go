@@ -84,7 +84,8 @@ type Node struct {
 	warnings []string
 	seen     map[string]bool
 
-	docker *dockerState // Docker Engine state beside containerd's, when found
+	docker   *dockerState   // Docker Engine state beside containerd's, when found
+	cstorage *cstorageState // containers/storage stores (Podman, CRI-O), when found
 }
 
 // input is one opened input as given.

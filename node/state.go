@@ -89,6 +89,9 @@ func (n *Node) loadState() (*containerd.State, error) {
 			n.warn(err.Error())
 		}
 	}
+	if err := n.loadCStorage(st, src); err != nil {
+		n.warn(err.Error())
+	}
 	n.runtime = src
 	return st, nil
 }

@@ -67,6 +67,12 @@ type Base struct {
 	CRIFiles  []*InodeInfo
 
 	Containers []Container
+	// containers/storage stores (KindCStorage): record files, l/ links,
+	// lower files, Podman's databases.
+	StoreFiles []*StoreFile
+	StoreLinks []*InodeInfo
+	LowerFiles []*StoreFile
+	PodmanDBs  []*BoltFile
 	GPT        *GPTMap
 	MBR        *MBRMap
 	Parts      [][2]int64 // partition [start, end) byte ranges
@@ -182,6 +188,9 @@ func (b *Base) locate() error {
 	b.findFree()
 	if b.Kind == KindContainerd {
 		return b.locateContainerd(fsys)
+	}
+	if b.Kind == KindCStorage {
+		return b.locateCStorage(fsys)
 	}
 	root, err := b.FS.lookup(".")
 	if err != nil {

@@ -53,6 +53,10 @@ var Classes = []Class{
 	{Name: "vmdk-descriptor", Weight: 2, Applies: func(b *Base) bool { return b.VMDKDesc != nil }, Gen: genVMDKDescriptor},
 	{Name: "vhd-bat", Weight: 2, Applies: func(b *Base) bool { return b.VHD != nil }, Gen: genVHDBAT},
 	{Name: "vhdx-regions", Weight: 2, Applies: func(b *Base) bool { return b.VHDX != nil }, Gen: genVHDXRegions},
+	// containers/storage (Podman's fixture disk).
+	{Name: "cstorage-json", Weight: 3, Applies: func(b *Base) bool { return len(b.StoreFiles) > 0 }, Gen: genStoreJSON},
+	{Name: "cstorage-links", Weight: 2, Applies: func(b *Base) bool { return len(b.StoreLinks) > 0 || len(b.LowerFiles) > 0 }, Gen: genStoreLinks},
+	{Name: "podman-bolt", Weight: 2, Applies: func(b *Base) bool { return len(b.PodmanDBs) > 0 }, Gen: genPodmanBolt},
 }
 
 // AppliesTo reports whether class c aims at base b: a class without

@@ -328,6 +328,8 @@ func TestClassesAim(t *testing.T) {
 			want = "ev-" + FormatVHD
 		case "vhdx-regions":
 			want = "ev-" + FormatVHDX
+		case "cstorage-json", "cstorage-links", "podman-bolt":
+			want = "podman-disk"
 		}
 		if f, ok := strings.CutPrefix(want, "ev-"); ok {
 			if tool := EvidenceToolsMissing(f); tool != "" {

@@ -548,7 +548,7 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		do(nil, "partitions", "-i", img)
 	}
 	list := do(nil, "list", "containers", "--all", "-o", "json", "-i", img)
-	if v.Base.Kind != KindContainerd && v.Base.Kind != KindTree {
+	if v.Base.Kind != KindContainerd && v.Base.Kind != KindTree && v.Base.Kind != KindCStorage {
 		dir := "."
 		if len(v.Base.ExportDirs) > 0 {
 			dir = pick(v.R, v.Base.ExportDirs)

@@ -124,6 +124,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
 		// The example's containerd root as GNU tar packed it: tar input.
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
+		// Podman's rootful and rootless stores (testdata/images/cstorage).
+		{"podman-disk", KindCStorage, filepath.Join(root, "testdata", "images", "cstorage", "podman-node.raw.zst"), false, 2, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
@@ -296,7 +298,7 @@ func TestSweep(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the harness uses Linux rlimits, SEEK_DATA and memfd")
 	}
-	// go test ./... runs a sample, every class once (32 variants, about
+	// go test ./... runs a sample, every class once (35 variants, about
 	// 30 s on 2 cores); .ci/run runs the full sweep after it with
 	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	n := variantsFor(Classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 1))
