@@ -373,7 +373,8 @@ func (d *Disk) selectPartition(spec string) (*Partition, error) {
 		}
 		if best == nil {
 			for _, p := range d.candidates() {
-				if err := p.unreadable(d.name()); err != nil && errors.Is(err, ErrEncrypted) {
+				var enc *EncryptedError
+				if err := p.unreadable(d.name()); errors.As(err, &enc) {
 					return nil, err
 				}
 			}

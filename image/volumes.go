@@ -2,7 +2,6 @@ package image
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -164,6 +163,10 @@ func (d *Disk) volumes() []*Partition {
 	return ps
 }
 
+// PartitionsAndVolumes are the partitions of the table, then the logical
+// volumes listed on the disk.
+func (d *Disk) PartitionsAndVolumes() []*Partition { return d.candidates() }
+
 // candidates are the partitions of the table, then the logical volumes.
 func (d *Disk) candidates() []*Partition {
 	ps := make([]*Partition, 0, len(d.Partitions))
@@ -173,12 +176,30 @@ func (d *Disk) candidates() []*Partition {
 	return append(ps, d.volumes()...)
 }
 
-// ErrEncrypted is wrapped by the error of selecting an encrypted volume.
-var ErrEncrypted = errors.New("encrypted volume")
+// EncryptedError is the error of selecting an encrypted volume: it names
+// the scheme and what to do instead.
+type EncryptedError struct {
+	Disk   string // the input's name
+	What   string // e.g. "partition 2", "logical volume vg/home"
+	Scheme string // LUKS1, LUKS2, BitLocker
+	UUID   string
+}
+
+func (e *EncryptedError) Error() string {
+	id := ""
+	if e.UUID != "" {
+		id = " (UUID " + e.UUID + ")"
+	}
+	howto := "unlock it with its key (cryptsetup open --readonly), image the plaintext device (/dev/mapper/NAME) and pass that image with -i"
+	if e.Scheme == "BitLocker" {
+		howto = "decrypt it with its password or recovery key (dislocker, or manage-bde on Windows) and pass the plaintext image with -i"
+	}
+	return fmt.Sprintf("image: %s: %s is %s-encrypted%s, which ctrlift does not decrypt: %s", e.Disk, e.What, e.Scheme, id, howto)
+}
 
 // unreadable says why the selected partition cannot be read: a refused
-// or incomplete logical volume, an encrypted volume (naming the scheme
-// and what to do). Nil for anything else.
+// or incomplete logical volume, an encrypted volume. Nil for anything
+// else.
 func (p *Partition) unreadable(disk string) error {
 	if p.err != nil {
 		return fmt.Errorf("image: %s: %w", disk, p.err)
@@ -188,15 +209,7 @@ func (p *Partition) unreadable(disk string) error {
 		if p.VolumeGroup != "" {
 			what = "logical volume " + p.Name
 		}
-		id := ""
-		if p.FS.UUID != "" {
-			id = " (UUID " + p.FS.UUID + ")"
-		}
-		howto := "unlock it with its key (cryptsetup open --readonly), image the plaintext device (/dev/mapper/NAME) and pass that image with -i"
-		if p.FS.Type == FSBitLocker {
-			howto = "decrypt it with its password or recovery key (dislocker, or manage-bde on Windows) and pass the plaintext image with -i"
-		}
-		return fmt.Errorf("image: %s: %s is a %s-encrypted volume%s: %w: ctrlift does not decrypt; %s", disk, what, scheme, id, ErrEncrypted, howto)
+		return &EncryptedError{Disk: disk, What: what, Scheme: scheme, UUID: p.FS.UUID}
 	}
 	return nil
 }

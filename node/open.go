@@ -132,6 +132,7 @@ func Open(inputs []string, opt Options) (*Node, error) {
 			return nil, fmt.Errorf("%s is a %s: only disk images combine with other inputs", p, in.kind)
 		}
 	}
+	n.assembleVolumes()
 	if err := n.selectTree(); err != nil {
 		n.Close()
 		return nil, err
@@ -330,6 +331,9 @@ func (s *source) describe() string {
 }
 
 func describePartition(p *image.Partition) string {
+	if p.VolumeGroup != "" {
+		return describeVolume(p)
+	}
 	s := "partition " + strconv.Itoa(p.Number)
 	if p.Name != "" {
 		s += " " + strconv.Quote(p.Name)

@@ -165,6 +165,16 @@ func parseLV(vg *VG, name string, s *Section, pvIndex map[string]int) *LV {
 	if len(segs) > maxSegments {
 		return fail(metaErr("%d segments, more than %d", len(segs), maxSegments))
 	}
+	// The size, also of a volume refused below: the sum of its segments.
+	var extents int64
+	for _, ss := range segs {
+		if n, err := num(ss, "extent_count", 1, 1<<40); err == nil {
+			extents += n
+		}
+	}
+	if extents <= (1<<62)/vg.ExtentSize {
+		lv.Size = extents * vg.ExtentSize
+	}
 	stripes := 0
 	for _, ss := range segs {
 		seg, err := parseSegment(ss, pvIndex, vg)
