@@ -179,6 +179,6 @@ echo -n "ctrlift-fixture" | cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2
 	--uuid 4c554b53-0000-4000-8000-000000000002 --key-file - "$work/luks2.raw"
 
 for f in node-lvm-linear node-lvm-striped-0 node-lvm-striped-1 luks2; do
-	zstd -q -19 --long=27 -f "$work/$f.raw" -o "$here/$f.raw.zst"
+	zstd -q -19 -f "$work/$f.raw" -o "$here/$f.raw.zst"
 done
 ls -l "$here"
