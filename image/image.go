@@ -453,6 +453,9 @@ func (d *Disk) describe() string {
 		if p.FS.Label != "" {
 			s += " label " + strconv.Quote(p.FS.Label)
 		}
+		if p.Error != "" {
+			s += " (" + p.Error + ")"
+		}
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, "; ")

@@ -53,6 +53,10 @@ var Classes = []Class{
 	{Name: "vmdk-descriptor", Weight: 2, Applies: func(b *Base) bool { return b.VMDKDesc != nil }, Gen: genVMDKDescriptor},
 	{Name: "vhd-bat", Weight: 2, Applies: func(b *Base) bool { return b.VHD != nil }, Gen: genVHDBAT},
 	{Name: "vhdx-regions", Weight: 2, Applies: func(b *Base) bool { return b.VHDX != nil }, Gen: genVHDXRegions},
+	// LVM2: the PV label and header, the metadata areas and their text
+	// (deep nesting, huge numbers, segment maps past the device, loops).
+	{Name: "lvm-label", Weight: 2, Applies: hasLVM, Gen: genLVMLabel},
+	{Name: "lvm-metadata", Weight: 4, Applies: hasLVM, Gen: genLVMMetadata},
 }
 
 // AppliesTo reports whether class c aims at base b: a class without

@@ -124,6 +124,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
 		// The example's containerd root as GNU tar packed it: tar input.
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
+		// The example's STATE on a linear LVM logical volume (lvm2 made it).
+		{"example-lvm", KindContainerd, filepath.Join(root, "testdata", "images", "lvm", "node-lvm-linear.raw.zst"), false, 1, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
