@@ -395,6 +395,7 @@ func (d *Disk) selectPartition(spec string) (*Partition, error) {
 		func(p *Partition) bool { return p.FS.Label == spec },
 		func(p *Partition) bool { return strings.EqualFold(p.Name, spec) },
 		func(p *Partition) bool { return strings.EqualFold(p.FS.Label, spec) },
+		func(p *Partition) bool { return p.VolumeGroup != "" && p.Name == p.VolumeGroup+"/"+spec }, // an LV by its name alone
 	} {
 		if p, err := d.pick(spec, match); p != nil || err != nil {
 			return p, err

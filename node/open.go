@@ -24,8 +24,9 @@ import (
 // read from it.
 type Options struct {
 	// Partition selects the filesystem of a disk image: a partition
-	// number, GPT partition name or filesystem label. "" picks the one
-	// named or labelled STATE, else the largest readable filesystem.
+	// number, GPT partition name, LVM logical volume (VG/LV) or
+	// filesystem label. "" picks the one named or labelled STATE, else
+	// the largest readable filesystem.
 	Partition string
 	// RuntimeRoot is the container runtime's root inside the filesystem
 	// (e.g. "var/lib/containerd"); "" searches the known places.

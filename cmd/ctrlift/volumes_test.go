@@ -138,9 +138,12 @@ func TestLVMPartitions(t *testing.T) {
 	if v := g.Volumes[0]; v.Name != "data/containerd" || v.Type != "LVM striped" || v.FS.Label != "STATE" || v.Size != 384<<20 || v.Error != "" {
 		t.Errorf("%+v", v)
 	}
-	// -p VG/LV selects it; another name is refused with the list.
-	if _, errOut, err := run(t, "list", "containers", "-i", lvmFixture(t, "node-lvm-linear"), "-p", "node/var"); err != nil {
-		t.Errorf("-p node/var: %v %s", err, errOut)
+	// -p VG/LV selects it, as does the LV's name alone; a volume without
+	// a filesystem is refused, naming it.
+	for _, spec := range []string{"node/var", "var"} {
+		if _, errOut, err := run(t, "list", "containers", "-i", lvmFixture(t, "node-lvm-linear"), "-p", spec); err != nil {
+			t.Errorf("-p %s: %v %s", spec, err, errOut)
+		}
 	}
 	if _, _, err := run(t, "list", "containers", "-i", lvmFixture(t, "node-lvm-linear"), "-p", "node/swap"); err == nil || !strings.Contains(err.Error(), "logical volume node/swap") {
 		t.Errorf("-p node/swap: %v", err)

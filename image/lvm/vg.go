@@ -132,8 +132,38 @@ func ParseVG(text []byte) (*VG, error) {
 				vg.LVs = append(vg.LVs, parseLV(vg, lvName, ls, byName))
 			}
 		}
+		refuseSnapshotStores(vg, lvs)
 	}
 	return vg, nil
+}
+
+// refuseSnapshotStores marks the copy-on-write store of each old-style
+// snapshot: LVM lists it as a visible, linear LV under the snapshot's
+// name, while a hidden LV's "snapshot" segment names it as cow_store.
+// Its bytes are exceptions, not a filesystem.
+func refuseSnapshotStores(vg *VG, lvs *Section) {
+	for _, v := range lvs.Values {
+		if v.Section == nil {
+			continue
+		}
+		for _, seg := range v.Section.Values {
+			if seg.Kind != KindSection {
+				continue
+			}
+			typ, _ := str(seg.Section, "type")
+			cow, _ := str(seg.Section, "cow_store")
+			origin, _ := str(seg.Section, "origin")
+			if typ != "snapshot" || cow == "" {
+				continue
+			}
+			for _, lv := range vg.LVs {
+				if lv.Name == cow && lv.Err == nil {
+					lv.Type = "snapshot"
+					lv.Err = fmt.Errorf("logical volume %s/%s: a snapshot of %s (its copy-on-write store): ctrlift reads linear and striped logical volumes only; read the origin %s", vg.Name, cow, origin, origin)
+				}
+			}
+		}
+	}
 }
 
 // readableTypes are the segment types mapped here: striped with one
