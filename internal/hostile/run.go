@@ -910,7 +910,9 @@ var (
 		// Records of the evidence containers: a segment file, an extent
 		// file, a backing file or parent, the descriptor, and features
 		// refused by name.
-		`segment \d+|extent "|backing file|parent|external data file|encrypted|descriptor)`)
+		`segment \d+|extent "|backing file|parent|external data file|encrypted|descriptor|` +
+		// LVM: a logical volume or volume group named.
+		`logical volume|volume group)`)
 	digitsRE = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9a-f]{12,}|\d+`)
 	quoteRE  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 )

@@ -126,6 +126,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
 		// Podman's rootful and rootless stores (testdata/images/cstorage).
 		{"podman-disk", KindCStorage, filepath.Join(root, "testdata", "images", "cstorage", "podman-node.raw.zst"), false, 2, false},
+		// The example's STATE on a linear LVM logical volume (lvm2 made it).
+		{"example-lvm", KindContainerd, filepath.Join(root, "testdata", "images", "lvm", "node-lvm-linear.raw.zst"), false, 1, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
