@@ -53,6 +53,14 @@ var Classes = []Class{
 	{Name: "vmdk-descriptor", Weight: 2, Applies: func(b *Base) bool { return b.VMDKDesc != nil }, Gen: genVMDKDescriptor},
 	{Name: "vhd-bat", Weight: 2, Applies: func(b *Base) bool { return b.VHD != nil }, Gen: genVHDBAT},
 	{Name: "vhdx-regions", Weight: 2, Applies: func(b *Base) bool { return b.VHDX != nil }, Gen: genVHDXRegions},
+	// containers/storage (Podman's fixture disk).
+	{Name: "cstorage-json", Weight: 3, Applies: func(b *Base) bool { return len(b.StoreFiles) > 0 }, Gen: genStoreJSON},
+	{Name: "cstorage-links", Weight: 2, Applies: func(b *Base) bool { return len(b.StoreLinks) > 0 || len(b.LowerFiles) > 0 }, Gen: genStoreLinks},
+	{Name: "podman-bolt", Weight: 2, Applies: func(b *Base) bool { return len(b.PodmanDBs) > 0 }, Gen: genPodmanBolt},
+	// LVM2: the PV label and header, the metadata areas and their text
+	// (deep nesting, huge numbers, segment maps past the device, loops).
+	{Name: "lvm-label", Weight: 2, Applies: hasLVM, Gen: genLVMLabel},
+	{Name: "lvm-metadata", Weight: 4, Applies: hasLVM, Gen: genLVMMetadata},
 	// XFS, on the EKS-like node (testdata/images/xfs/eks-node.raw.zst).
 	{Name: "xfs-superblock", Weight: 2, Applies: hasXFS, Gen: genXFSSuperblock},
 	{Name: "xfs-ag", Weight: 2, Applies: hasXFS, Gen: genXFSAG},

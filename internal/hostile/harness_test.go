@@ -316,6 +316,8 @@ func TestClassesAim(t *testing.T) {
 			want = "mbr"
 		case "tar-header":
 			want = "example-tree"
+		case "lvm-label", "lvm-metadata":
+			want = "example-lvm"
 		case "e01-sections", "e01-tables":
 			want = "ev-" + FormatE01
 		case "qcow2-header", "qcow2-tables":
@@ -328,6 +330,8 @@ func TestClassesAim(t *testing.T) {
 			want = "ev-" + FormatVHD
 		case "vhdx-regions":
 			want = "ev-" + FormatVHDX
+		case "cstorage-json", "cstorage-links", "podman-bolt":
+			want = "podman-disk"
 		}
 		if strings.HasPrefix(c.Name, "xfs-") {
 			want = "xfs-default"
