@@ -184,11 +184,11 @@ func (w *writer) sparsePrefix(hdr *tar.Header, e *entry) ([]byte, error) {
 // writeSparse writes the data stretches of a sparse entry, after its
 // prefix, and the padding.
 func (w *writer) writeSparse(e *entry) error {
-	var dst io.Writer = w.bw
+	var fh io.Writer
 	if e.hash {
 		// The manifest's digest is of the whole contents, holes included.
 		w.fileHash.Reset()
-		dst = io.MultiWriter(w.bw, w.fileHash)
+		fh = w.fileHash
 	}
 	var at int64
 	for _, s := range e.spans {
@@ -197,7 +197,7 @@ func (w *writer) writeSparse(e *entry) error {
 				return err
 			}
 		}
-		n, err := io.CopyBuffer(dst, io.NewSectionReader(e.data, s.off, s.n), w.buf)
+		n, err := w.bw.copyData(e.data, s.off, s.n, fh)
 		if err != nil {
 			return err
 		}

@@ -9,7 +9,6 @@ package export
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -53,14 +52,12 @@ type linkKey struct {
 }
 
 type writer struct {
-	bw       *bufio.Writer // the tar stream, entries written as whole blocks
-	sum      *asyncSum
+	bw       *stream // the tar stream
 	opt      Options
 	enc      *json.Encoder
 	links    map[linkKey]*linkInfo
 	internal func(xattr string) bool // overlay internals to leave out
 	stats    Stats
-	buf      []byte
 	fileHash *fileHashes
 	hdrBuf   bytes.Buffer // where headers are rendered
 
@@ -77,14 +74,11 @@ type linkInfo struct {
 }
 
 func newWriter(w io.Writer, opt Options) *writer {
-	sum := newAsyncSum(w)
 	wr := &writer{
-		bw:       bufio.NewWriterSize(sum, 1<<20),
-		sum:      sum,
+		bw:       newStream(w),
 		opt:      opt,
 		links:    map[linkKey]*linkInfo{},
 		budget:   newBudget(),
-		buf:      make([]byte, 1<<20),
 		internal: layers.Options{}.Internal,
 	}
 	if opt.Manifest != nil {
@@ -99,10 +93,11 @@ func newWriter(w io.Writer, opt Options) *writer {
 // does) and returns the totals.
 func (w *writer) close() (*Stats, error) {
 	_, err := w.bw.Write(zeros[:1024])
+	sum, ferr := w.bw.close(err != nil)
+	w.stats.TarSHA256 = sum
 	if err == nil {
-		err = w.bw.Flush()
+		err = ferr
 	}
-	w.stats.TarSHA256 = w.sum.sum()
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +163,7 @@ func Tar(out io.Writer, m *layers.Merged, opt Options) (*Stats, error) {
 		err = writeErr // it is about an entry before the walk's
 	}
 	if err != nil {
-		w.sum.sum() // stop the hasher
+		w.bw.close(true) // stop the hasher
 		return nil, err
 	}
 	return w.close()
@@ -197,7 +192,7 @@ func (w *writer) tarWithMounts(m *layers.Merged, mounts mountTable) (*Stats, err
 		}
 	}
 	if err != nil {
-		w.sum.sum() // stop the hasher
+		w.bw.close(true) // stop the hasher
 		return nil, err
 	}
 	return w.close()
@@ -227,7 +222,7 @@ func Changes(out io.Writer, l layers.Layer, rules layers.Options, opt Options) (
 		return nil
 	})
 	if err != nil {
-		w.sum.sum() // stop the hasher
+		w.bw.close(true) // stop the hasher
 		return nil, err
 	}
 	return w.close()
@@ -518,12 +513,12 @@ func (w *writer) emit(e *entry) error {
 			me.setDigests(w.fileHash.sums())
 		}
 	case e.data != nil:
-		var dst io.Writer = w.bw
+		var fh io.Writer
 		if e.hash {
 			w.fileHash.Reset()
-			dst = io.MultiWriter(w.bw, w.fileHash)
+			fh = w.fileHash
 		}
-		n, err := io.CopyBuffer(dst, io.LimitReader(e.data, e.size), w.buf)
+		n, err := w.bw.copyData(e.data, 0, e.size, fh)
 		if err != nil {
 			return fmt.Errorf("export: %s: %w", e.name, err)
 		}
