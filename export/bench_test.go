@@ -9,7 +9,8 @@ package export
 //
 // CTRLIFT_BENCH_LAYERS=3 CTRLIFT_BENCH_FILES=100000 CTRLIFT_BENCH_BYTES=2000000000
 // benchmarks the wide tree instead; CTRLIFT_BENCH_DIR keeps the image
-// there between runs.
+// there between runs; CTRLIFT_BENCH_IMAGE names an image bench/run.sh made
+// (its state-*.img) with that many layers.
 
 import (
 	"fmt"
@@ -38,6 +39,9 @@ func benchImage(b *testing.B) (string, int) {
 	nl := envInt("CTRLIFT_BENCH_LAYERS", 71)
 	files := envInt("CTRLIFT_BENCH_FILES", 30000)
 	bytes := envInt("CTRLIFT_BENCH_BYTES", 250_000_000)
+	if img := os.Getenv("CTRLIFT_BENCH_IMAGE"); img != "" {
+		return img, nl
+	}
 	dir := os.Getenv("CTRLIFT_BENCH_DIR")
 	if dir == "" {
 		dir = b.TempDir()

@@ -352,6 +352,9 @@ func (e *entry) release() {
 // extended header, if any, and the ustar header. tar.Writer writes them as
 // soon as WriteHeader is called, so they are taken from its output.
 func (w *writer) render(hdr *tar.Header) ([]byte, error) {
+	if fastHeaderOK(hdr) {
+		return appendPAXHeader(make([]byte, 0, 1536), hdr), nil
+	}
 	w.hdrBuf.Reset()
 	if err := tar.NewWriter(&w.hdrBuf).WriteHeader(hdr); err != nil {
 		return nil, err
