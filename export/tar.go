@@ -59,7 +59,8 @@ type writer struct {
 	internal func(xattr string) bool // overlay internals to leave out
 	stats    Stats
 	fileHash *fileHashes
-	hdrBuf   bytes.Buffer // where headers are rendered
+	hdrBuf   bytes.Buffer // where tar.Writer renders headers
+	hdrFree  chan []byte  // header buffers written out, to render into again
 
 	budget       budget
 	mountsSeen   map[string]bool // the mounts placed
@@ -80,6 +81,7 @@ func newWriter(w io.Writer, opt Options) *writer {
 		links:    map[linkKey]*linkInfo{},
 		budget:   newBudget(),
 		internal: layers.Options{}.Internal,
+		hdrFree:  make(chan []byte, pipelineDepth+1), // every buffer in the queue can come back
 	}
 	if opt.Manifest != nil {
 		wr.enc = json.NewEncoder(opt.Manifest)
@@ -353,7 +355,13 @@ func (e *entry) release() {
 // soon as WriteHeader is called, so they are taken from its output.
 func (w *writer) render(hdr *tar.Header) ([]byte, error) {
 	if fastHeaderOK(hdr) {
-		return appendPAXHeader(make([]byte, 0, 1536), hdr), nil
+		var b []byte
+		select {
+		case b = <-w.hdrFree:
+		default:
+			b = make([]byte, 0, 1536)
+		}
+		return appendPAXHeader(b, hdr), nil
 	}
 	w.hdrBuf.Reset()
 	if err := tar.NewWriter(&w.hdrBuf).WriteHeader(hdr); err != nil {
@@ -504,6 +512,11 @@ func (w *writer) prepare(p string, in *vfs.Inode, fsys vfs.FS, layer string, not
 func (w *writer) emit(e *entry) error {
 	if _, err := w.bw.Write(e.hdr); err != nil {
 		return fmt.Errorf("export: %s: tar header: %w", e.name, err)
+	}
+	select {
+	case w.hdrFree <- e.hdr[:0]: // written: the walk may render into it again
+		e.hdr = nil
+	default:
 	}
 	me := e.rec
 	switch {
