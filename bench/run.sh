@@ -15,7 +15,9 @@
 # + tar --sparse --xattrs (mount and unmount included), and the same tar on
 # an overlay mounted once and left standing (the kernel's page-cache path).
 # Each run measures every tool in turn and prints its ratios; the table
-# gives the best time and the peak RSS over the runs. Images are built once
+# gives the best time, the peak RSS and the least CPU time (user + system,
+# of the whole pipeline) over the runs: on a loaded machine the CPU time
+# says more than the wall time. Images are built once
 # and reused; delete WORKDIR to rebuild.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,22 +72,24 @@ build() {
 # timed NAME CMD...: runs CMD once under GNU time; sets T_NAME and M_NAME
 # (seconds, peak RSS KiB) and keeps the best time and the largest RSS.
 timed() {
-  local name=$1 t m
+  local name=$1 t m u s c
   shift
-  /usr/bin/time -f '%e %M' -o "$work/time.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; return 1; }
-  read -r t m <"$work/time.out"
+  /usr/bin/time -f '%e %M %U %S' -o "$work/time.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; return 1; }
+  read -r t m u s <"$work/time.out"
   awk "BEGIN{exit !($t < 0.01)}" && t=0.01
+  c=$(awk -v u="$u" -v s="$s" 'BEGIN{print u+s}')
   eval "T_$name=$t"
-  local b="B_$name" r="R_$name"
+  local b="B_$name" r="R_$name" cc="C_$name"
   if [ -z "${!b:-}" ] || awk "BEGIN{exit !($t < ${!b})}"; then eval "B_$name=$t"; fi
+  if [ -z "${!cc:-}" ] || awk "BEGIN{exit !($c < ${!cc})}"; then eval "C_$name=$c"; fi
   if [ -z "${!r:-}" ] || [ "$m" -gt "${!r}" ]; then eval "R_$name=$m"; fi
 }
 
 row() { # label name bytes
-  local b="B_$2" r="R_$2"
+  local b="B_$2" r="R_$2" cc="C_$2"
   [ -n "${!b:-}" ] || return 0
-  awk -v n="$1" -v t="${!b}" -v m="${!r}" -v d="$3" -v c="$B_pipe" 'BEGIN{
-    printf "%-44s %8.2f s %8.0f MB/s %8.1f MB %8.2fx\n", n, t, d/t/1e6, m/1024, t/c }'
+  awk -v n="$1" -v t="${!b}" -v m="${!r}" -v d="$3" -v c="$B_pipe" -v u="${!cc}" 'BEGIN{
+    printf "%-44s %8.2f s %8.0f MB/s %8.1f MB %8.2fx %8.2f s\n", n, t, d/t/1e6, m/1024, t/c, u }'
 }
 
 bench_case() {
@@ -97,7 +101,7 @@ bench_case() {
     lowers="$lowers${lowers:+:}$snap/$l/fs"
     rel="$rel${rel:+:}$l/fs" # overlay lowerdirs relative to the snapshots dir (mount data is one page)
   done
-  unset "${!B_@}" "${!R_@}"
+  unset "${!B_@}" "${!R_@}" "${!C_@}"
   cat "$disk" >/dev/null # warm the page cache: every path reads from memory
   local tarbytes entries
   tarbytes=$("$work/ctrlift" export -q -i "$disk" --layer-dirs "$lowers" - | wc -c)
@@ -149,7 +153,7 @@ bench_case() {
   timed raw dd if="$disk" of=/dev/null bs=1M skip=1 count=$((size / 1048576))
 
   echo
-  printf "%-44s %10s %13s %11s %9s\n" "best of $RUNS (MB/s of the tar stream)" "time" "throughput" "peak RSS" "/ctrlift"
+  printf "%-44s %10s %13s %11s %9s %10s\n" "best of $RUNS (MB/s of the tar stream)" "time" "throughput" "peak RSS" "/ctrlift" "CPU (u+s)"
   row "raw read of the partition (dd, its bytes)" raw "$raw_bytes"
   row "ctrlift export, tar to a pipe" pipe "$tarbytes"
   row "ctrlift export, tar to /dev/null" null "$tarbytes"
@@ -164,7 +168,7 @@ bench_case() {
     local big bigsize
     big=$snap/1/fs/opt/blobs/big-0-0.bin
     bigsize=$("$work/ctrlift" fs stat -i "$disk" -o json "/$big" 2>/dev/null | sed -n 's/.*"size": \([0-9]*\).*/\1/p')
-    unset B_big R_big B_bigraw R_bigraw
+    unset B_big R_big C_big B_bigraw R_bigraw C_bigraw
     for i in $(seq "$RUNS"); do
       timed big "$work/ctrlift" fs cat -i "$disk" "/$big"
       timed bigraw dd if="$disk" of=/dev/null bs=1M skip=1 count=$((bigsize / 1048576))
