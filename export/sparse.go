@@ -197,7 +197,7 @@ func (w *writer) writeSparse(e *entry) error {
 				return err
 			}
 		}
-		n, err := w.bw.copyData(e.data, s.off, s.n, fh)
+		n, err := w.bw.copyData(e.data, s.off, s.n, fh, false)
 		if err != nil {
 			return err
 		}

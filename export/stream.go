@@ -84,31 +84,43 @@ func (s *stream) Write(p []byte) (int, error) {
 }
 
 // copyData appends n bytes of f from off, reading them into the stream's
-// chunks; fileHash, when set, digests them too. It returns how many bytes
-// f had: fewer than n when it ends early.
-func (s *stream) copyData(f vfs.File, off, n int64, fileHash io.Writer) (int64, error) {
+// chunks; fileHash, when set, digests them too. With sequential it reads
+// with f.Read, from where the last read ended (a plain entry's data, read
+// from the start: sources that count what is read in sequence, like the
+// OCI writer's dense files, see every byte); otherwise with f.ReadAt. It
+// returns how many bytes f had: fewer than n when it ends early.
+func (s *stream) copyData(f vfs.File, off, n int64, fileHash io.Writer, sequential bool) (int64, error) {
 	var done int64
+	empty := 0
 	for done < n {
 		sp, err := s.space()
 		if err != nil {
 			return done, err
 		}
 		want := min(int64(len(sp)), n-done)
-		k, err := f.ReadAt(sp[:want], off+done)
+		var k int
+		if sequential {
+			k, err = f.Read(sp[:want])
+		} else {
+			k, err = f.ReadAt(sp[:want], off+done)
+		}
 		if k > 0 {
 			if fileHash != nil {
 				fileHash.Write(sp[:k])
 			}
 			s.cur = s.cur[:len(s.cur)+k]
 			done += int64(k)
+			empty = 0
 		}
 		switch {
-		case err == io.EOF && int64(k) < want:
+		case err == io.EOF && (sequential || int64(k) < want):
 			return done, nil
 		case err != nil && err != io.EOF:
 			return done, err
 		case k == 0 && err == nil:
-			return done, io.ErrNoProgress
+			if empty++; empty >= 100 || !sequential {
+				return done, io.ErrNoProgress
+			}
 		}
 	}
 	return done, nil

@@ -534,7 +534,7 @@ func (w *writer) emit(e *entry) error {
 			w.fileHash.Reset()
 			fh = w.fileHash
 		}
-		n, err := w.bw.copyData(e.data, 0, e.size, fh)
+		n, err := w.bw.copyData(e.data, 0, e.size, fh, true)
 		if err != nil {
 			return fmt.Errorf("export: %s: %w", e.name, err)
 		}
