@@ -1,0 +1,201 @@
+package node
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctrlift/ctrlift/export"
+	"github.com/ctrlift/ctrlift/internal/testutil"
+)
+
+// The Docker node fixture: dockerd 20.10 wrote it
+// (testdata/images/docker/make-docker-node.sh); the docker client's own
+// output, saved beside it, is the expectation.
+func dockerNodeDir(t *testing.T) string {
+	return filepath.Join(testutil.RepoRoot(t), "testdata", "images", "docker")
+}
+
+func openDockerNode(t *testing.T) *Node {
+	t.Helper()
+	n, err := Open([]string{filepath.Join(dockerNodeDir(t), "docker-node.raw.zst")}, Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// inspected is the part of `docker inspect` compared.
+type inspected struct {
+	ID      string `json:"Id"`
+	Name    string
+	Created time.Time
+	Image   string
+	State   struct {
+		Status     string
+		Running    bool
+		Pid        int
+		ExitCode   int
+		StartedAt  time.Time
+		FinishedAt time.Time
+	}
+	Config struct {
+		Image  string
+		Labels map[string]string
+	}
+	HostConfig struct {
+		LogConfig struct{ Type string }
+	}
+	LogPath string
+}
+
+func readInspect(t *testing.T) map[string]inspected {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dockerNodeDir(t), "expected", "inspect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l []inspected
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]inspected{}
+	for _, c := range l {
+		out[strings.TrimPrefix(c.Name, "/")] = c
+	}
+	if len(out) != 4 {
+		t.Fatalf("inspect.json: %d containers", len(out))
+	}
+	return out
+}
+
+// Every container listed with docker inspect's name, image, state, exit
+// code, PID and times; the one running when the daemon was killed is
+// running.
+func TestDockerNodeList(t *testing.T) {
+	want := readInspect(t)
+	n := openDockerNode(t)
+	l, err := n.Containers(ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Shown) != len(want) {
+		t.Fatalf("%d containers listed, docker inspect has %d", len(l.Shown), len(want))
+	}
+	states := map[string]string{}
+	for _, c := range l.Shown {
+		w, ok := want[c.DockerName]
+		if !ok || w.ID != c.ID {
+			t.Errorf("%s %q: not in docker inspect", c.ID, c.DockerName)
+			continue
+		}
+		states[c.DockerName] = string(c.Status)
+		if c.Engine != EngineDocker || c.Image != w.Config.Image || c.ImageRef != w.Image || c.Snapshotter != "overlay2" {
+			t.Errorf("%s: engine %q image %q (%s) driver %q; docker: %q (%s)", c.DockerName, c.Engine, c.Image, c.ImageRef, c.Snapshotter, w.Config.Image, w.Image)
+		}
+		if string(c.Status) != w.State.Status {
+			t.Errorf("%s: status %q, docker %q", c.DockerName, c.Status, w.State.Status)
+		}
+		switch w.State.Status {
+		case "exited":
+			if c.ExitCode == nil || int(*c.ExitCode) != w.State.ExitCode {
+				t.Errorf("%s: exit code %v, docker %d", c.DockerName, c.ExitCode, w.State.ExitCode)
+			}
+		default:
+			if c.ExitCode != nil {
+				t.Errorf("%s (%s): exit code %d", c.DockerName, w.State.Status, *c.ExitCode)
+			}
+		}
+		if w.State.Running && c.PID != w.State.Pid {
+			t.Errorf("%s: pid %d, docker %d", c.DockerName, c.PID, w.State.Pid)
+		}
+		if !c.CreatedAt.Equal(w.Created) || !c.StartedAt.Equal(zeroIfUnset(w.State.StartedAt)) || !c.FinishedAt.Equal(zeroIfUnset(w.State.FinishedAt)) {
+			t.Errorf("%s: created %v started %v finished %v; docker %v %v %v", c.DockerName, c.CreatedAt, c.StartedAt, c.FinishedAt,
+				w.Created, w.State.StartedAt, w.State.FinishedAt)
+		}
+		for k, v := range w.Config.Labels {
+			if c.Labels[k] != v {
+				t.Errorf("%s: label %s=%q, docker %q", c.DockerName, k, c.Labels[k], v)
+			}
+		}
+	}
+	if got := states["web"] + " " + states["worker"] + " " + states["done"] + " " + states["created"]; got != "running exited exited created" {
+		t.Errorf("states: %s", got)
+	}
+}
+
+// zeroIfUnset: docker prints a time never set as year 1.
+func zeroIfUnset(t time.Time) time.Time {
+	if t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+// diff shows what `docker diff` showed: the same added and deleted paths,
+// the same modified files; a directory docker marks changed (C) is one
+// with a change below it.
+func TestDockerNodeDiff(t *testing.T) {
+	n := openDockerNode(t)
+	for name := range readInspect(t) {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(dockerNodeDir(t), "expected", "diff", name+".txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{}
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if l == "" {
+					continue
+				}
+				kind, p, _ := strings.Cut(l, " ")
+				want[p] = kind
+			}
+			got := map[string]string{}
+			isDir := map[string]bool{}
+			err = n.Diff(name, DiffOptions{Volumes: VolumesNone}, func(r export.Record) error {
+				got[r.Path] = map[string]string{"added": "A", "modified": "C", "deleted": "D"}[r.Change]
+				isDir[r.Path] = r.Type == "dir"
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var diffs []string
+			for p, k := range want {
+				g := got[p]
+				if k == "C" && g == "" {
+					// docker marks a directory changed when anything
+					// below it changed; ctrlift lists what changed.
+					below := false
+					for q := range got {
+						below = below || strings.HasPrefix(q, p+"/")
+					}
+					if below {
+						continue
+					}
+				}
+				if g != k {
+					diffs = append(diffs, p+": docker "+k+", ctrlift "+g)
+				}
+			}
+			for p, g := range got {
+				if want[p] == "" {
+					diffs = append(diffs, p+": ctrlift "+g+", not in docker diff")
+				}
+			}
+			sort.Strings(diffs)
+			if len(diffs) > 0 {
+				t.Errorf("%d differences from docker diff:\n%s", len(diffs), strings.Join(diffs, "\n"))
+			}
+			if name == "web" && (want["/var/www/index.html"] != "D" || want["/var/www/shell.php"] != "A" || want["/etc/motd"] != "C") {
+				t.Errorf("the fixture's docker diff lacks the generator's changes: %v", want)
+			}
+		})
+	}
+}
