@@ -122,7 +122,8 @@ type Container struct {
 	Args          []string          `json:"args,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	LogPath       string            `json:"log_path,omitempty"`
-	Runtime       string            `json:"runtime,omitempty"` // OCI runtime (hostconfig Runtime): runc, ...
+	Runtime       string            `json:"runtime,omitempty"`    // OCI runtime (hostconfig Runtime): runc, ...
+	LogDriver     string            `json:"log_driver,omitempty"` // hostconfig LogConfig.Type: json-file, local, journald, ...
 	Privileged    bool              `json:"privileged,omitempty"`
 	NetworkMode   string            `json:"network_mode,omitempty"`
 	IPAddress     string            `json:"ip_address,omitempty"`
@@ -364,6 +365,9 @@ type hostConfig struct {
 	Runtime     string `json:"Runtime"`
 	Privileged  bool   `json:"Privileged"`
 	NetworkMode string `json:"NetworkMode"`
+	LogConfig   struct {
+		Type string `json:"Type"`
+	} `json:"LogConfig"`
 }
 
 func (c *Container) parseHostConfig(b []byte) error {
@@ -373,6 +377,7 @@ func (c *Container) parseHostConfig(b []byte) error {
 		return fmt.Errorf("decoding: %w", err)
 	}
 	c.Runtime, c.Privileged, c.NetworkMode = hc.Runtime, hc.Privileged, hc.NetworkMode
+	c.LogDriver = hc.LogConfig.Type
 	return nil
 }
 

@@ -199,3 +199,50 @@ func TestDockerNodeDiff(t *testing.T) {
 		})
 	}
 }
+
+// logs gives what `docker logs -t` gave, stream by stream, for json-file
+// (rotated, gzipped rotations) and local (protobuf frames, rotated,
+// gzipped) logs alike; the line that never ended is partial.
+func TestDockerNodeLogs(t *testing.T) {
+	n := openDockerNode(t)
+	want := readInspect(t)
+	for _, tt := range []struct {
+		name, driver string
+		files        int
+	}{{"web", "json-file", 3}, {"worker", "local", 3}, {"done", "json-file", 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := want[tt.name].HostConfig.LogConfig.Type; d != tt.driver {
+				t.Fatalf("the fixture's %s logs with %s", tt.name, d)
+			}
+			for _, stream := range []string{"stdout", "stderr"} {
+				b, err := os.ReadFile(filepath.Join(dockerNodeDir(t), "expected", "logs", tt.name+"."+stream))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got strings.Builder
+				set, err := n.Logs(tt.name, LogOptions{Stream: stream}, func(l *LogLine) error {
+					if l.Malformed || l.ContainerID != want[tt.name].ID {
+						t.Errorf("line %+v", l)
+					}
+					got.WriteString(l.Time.Format("2006-01-02T15:04:05.000000000Z07:00") + " " + l.Text)
+					if !l.Partial {
+						got.WriteString("\n")
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(set.Files) != tt.files || set.Files[0].Format != tt.driver || (tt.files > 1 && !set.Files[0].Gzip) {
+					t.Errorf("files %+v", set.Files)
+				}
+				if got.String() != string(b) {
+					t.Errorf("%s:\n got %q\nwant %q", stream, got.String(), b)
+				}
+			}
+		})
+	}
+	if _, err := n.Logs("created", LogOptions{}, func(*LogLine) error { return nil }); err == nil || !strings.Contains(err.Error(), "no log file") {
+		t.Errorf("created, never started: %v", err)
+	}
+}
