@@ -56,9 +56,17 @@ func (n *Node) loadDocker(st *containerd.State, src *source, droot string) error
 	for _, w := range ds.Warnings {
 		n.warn(w)
 	}
-	if len(ds.Containers) == 0 {
+	imgs, warns, err := docker.LoadImages(src.files, droot)
+	if err != nil {
+		n.warn(err.Error())
+	}
+	for _, w := range warns {
+		n.warn(w)
+	}
+	if len(ds.Containers) == 0 && len(imgs) == 0 {
 		return nil // an empty root (a distribution's docker package, never used) changes nothing
 	}
+	st.Images = append(st.Images, dockerImages(imgs)...)
 	d := &dockerState{st: ds, byID: map[string]*docker.Container{}, hostRoot: map[string]string{}}
 	for i := range ds.Containers {
 		d.byID[ds.Containers[i].ID] = &ds.Containers[i]
@@ -79,6 +87,38 @@ func (n *Node) loadDocker(st *containerd.State, src *source, droot string) error
 	n.docker = d
 	return nil
 }
+
+// dockerImages gives Docker's images the shape of containerd's, one row
+// per tag (per digest reference when untagged, the id when neither), as
+// docker image ls: build steps (untagged parents) left out.
+func dockerImages(imgs []docker.Image) []containerd.Image {
+	var out []containerd.Image
+	for _, img := range imgs {
+		if img.Intermediate {
+			continue
+		}
+		names := img.Tags
+		if len(names) == 0 {
+			names = img.Digests
+		}
+		if len(names) == 0 {
+			names = []string{img.ID}
+		}
+		for _, name := range names {
+			ci := containerd.Image{Namespace: DockerNamespace, Name: name, Engine: EngineDocker,
+				Target:    containerd.Descriptor{MediaType: dockerImageConfigType, Digest: img.ID, Size: img.ConfigSize},
+				CreatedAt: img.Created, Labels: img.Labels, Config: img.ID, DiffIDs: img.DiffIDs, ChainID: img.ChainID}
+			if img.Size > 0 {
+				ci.Size = img.Size
+			}
+			out = append(out, ci)
+		}
+	}
+	return out
+}
+
+// dockerImageConfigType: Docker's image store is keyed by the config.
+const dockerImageConfigType = "application/vnd.docker.container.image.v1+json"
 
 // dockerHostRoot is where the Docker root was on the host, from the
 // paths the daemon wrote into the container's config (its data-root),

@@ -246,3 +246,58 @@ func TestDockerNodeLogs(t *testing.T) {
 		t.Errorf("created, never started: %v", err)
 	}
 }
+
+// list images shows docker image ls's images: tags, ids, creation times,
+// sizes, layers and labels as docker image inspect gave them.
+func TestDockerNodeImages(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(dockerNodeDir(t), "expected", "images.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []struct {
+		ID       string `json:"Id"`
+		RepoTags []string
+		Created  time.Time
+		Size     int64
+		RootFS   struct{ Layers []string }
+		Config   struct{ Labels map[string]string }
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	n := openDockerNode(t)
+	imgs, err := n.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for i, im := range imgs {
+		if im.Engine == EngineDocker {
+			got[im.Name] = i
+		}
+	}
+	rows := 0
+	for _, w := range want {
+		for _, tag := range w.RepoTags {
+			rows++
+			i, ok := got[tag]
+			if !ok {
+				t.Errorf("%s (%s) not listed", tag, w.ID)
+				continue
+			}
+			im := imgs[i]
+			if im.Namespace != DockerNamespace || im.Config != w.ID || im.Target.Digest != w.ID || !im.CreatedAt.Equal(w.Created) || im.Size != w.Size ||
+				strings.Join(im.DiffIDs, " ") != strings.Join(w.RootFS.Layers, " ") || len(im.Labels) != len(w.Config.Labels) {
+				t.Errorf("%s: %+v\nwant %+v", tag, im, w)
+			}
+			for k, v := range w.Config.Labels {
+				if im.Labels[k] != v {
+					t.Errorf("%s: label %s=%q, docker %q", tag, k, im.Labels[k], v)
+				}
+			}
+		}
+	}
+	if rows != 2 || len(got) != rows {
+		t.Errorf("%d Docker images listed, docker image ls has %d", len(got), rows)
+	}
+}
