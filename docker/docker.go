@@ -371,11 +371,11 @@ type hostConfig struct {
 }
 
 func (c *Container) parseHostConfig(b []byte) error {
-	c.HostConfig = json.RawMessage(b)
 	var hc hostConfig
 	if err := json.Unmarshal(b, &hc); err != nil {
 		return fmt.Errorf("decoding: %w", err)
 	}
+	c.HostConfig = json.RawMessage(b) // kept only when it decodes: the JSON outputs embed it
 	c.Runtime, c.Privileged, c.NetworkMode = hc.Runtime, hc.Privileged, hc.NetworkMode
 	c.LogDriver = hc.LogConfig.Type
 	return nil

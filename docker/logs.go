@@ -151,8 +151,8 @@ type LogRecord struct {
 	Index     int   // 1-based: the line (json-file) or frame (local) number
 }
 
-// LogFormatError is a local-driver file whose framing cannot be
-// followed past Offset.
+// LogFormatError is a log file that cannot be read past Offset: a
+// local-driver frame that is not one, a json-file line without an end.
 type LogFormatError struct {
 	Offset int64
 	Reason string
@@ -164,7 +164,8 @@ func (e *LogFormatError) Error() string {
 
 // ReadJSONLog reads a json-file log: one {"log","stream","time"} object a
 // line. A line that is not one (cut by a crash mid-write) is given as
-// Malformed; a line longer than MaxLogRecord is cut there.
+// Malformed; a line longer than MaxLogRecord is given cut there, as
+// Malformed, and ends the reading with a *LogFormatError.
 func ReadJSONLog(r io.Reader, fn func(*LogRecord) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
@@ -178,8 +179,9 @@ func ReadJSONLog(r io.Reader, fn func(*LogRecord) error) error {
 			chunk, err := br.ReadSlice('\n')
 			off += int64(len(chunk))
 			if len(line)+len(chunk) > MaxLogRecord {
-				chunk = chunk[:max(0, MaxLogRecord-len(line))]
+				line = append(line, chunk[:max(0, MaxLogRecord-len(line))]...)
 				cut = true
+				break
 			}
 			line = append(line, chunk...)
 			if err == bufio.ErrBufferFull {
@@ -194,11 +196,17 @@ func ReadJSONLog(r io.Reader, fn func(*LogRecord) error) error {
 			}
 			return rerr
 		}
+		if cut {
+			// dockerd writes lines of at most 16 KiB of output; past the
+			// limit without a line end (a hole, a forged size) the file
+			// is not read on.
+			if err := fn(&LogRecord{Line: line, Malformed: true, Offset: start, Index: no}); err != nil {
+				return err
+			}
+			return &LogFormatError{Offset: start, Reason: fmt.Sprintf("line %d: more than %d bytes without a line end", no, MaxLogRecord)}
+		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		rec := parseJSONLine(line)
-		if cut {
-			rec.Malformed = true
-		}
 		rec.Offset, rec.Index = start, no
 		if err := fn(rec); err != nil {
 			return err

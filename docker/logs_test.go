@@ -173,6 +173,19 @@ func TestJSONLogCut(t *testing.T) {
 	}
 }
 
+// A json-file log whose size runs on into a hole (a forged size): read up
+// to the record limit, then refused at the line that does not end.
+func TestJSONLogHole(t *testing.T) {
+	fsys, st := dockerNodeFS(t)
+	_, data := logBytes(t, fsys, st, "web")
+	b := append(bytes.Clone(data[len(data)-1]), make([]byte, 3*MaxLogRecord)...)
+	recs, err := readAll(ReadJSONLog, b)
+	var fe *LogFormatError
+	if !errors.As(err, &fe) || fe.Offset != int64(len(data[len(data)-1])) || len(recs) == 0 || !recs[len(recs)-1].Malformed || len(recs[len(recs)-1].Line) != MaxLogRecord {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+}
+
 func fuzzSeeds(f *testing.F, name string) {
 	fsys, st := dockerNodeFS(f)
 	_, data := logBytes(f, fsys, st, name)

@@ -183,6 +183,9 @@ func (b *Base) locate() error {
 	if b.Kind == KindContainerd {
 		return b.locateContainerd(fsys)
 	}
+	if b.Kind == KindDocker {
+		return b.locateDocker(fsys)
+	}
 	root, err := b.FS.lookup(".")
 	if err != nil {
 		return err

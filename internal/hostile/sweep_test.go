@@ -124,6 +124,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
 		// The example's containerd root as GNU tar packed it: tar input.
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
+		// A Docker Engine root dockerd 20.10 wrote (testdata/images/docker).
+		{"docker-disk", KindDocker, filepath.Join(root, "testdata", "images", "docker", "docker-node.raw.zst"), false, 3, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
