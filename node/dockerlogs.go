@@ -24,6 +24,12 @@ func (n *Node) dockerLogSet(c *containerd.Container) (*LogSet, error) {
 	}
 	files, err := docker.LogFiles(n.runtime.files, n.docker.st.Root, dc)
 	if err != nil {
+		// A container never started has no log file yet: its log is
+		// empty, as docker logs prints it.
+		var de *docker.LogDirError
+		if c.Status == containerd.StatusCreated && errors.As(err, &de) {
+			return &LogSet{Container: dc.Name, Dir: path.Join(n.docker.st.Root, "containers", c.ID), Files: []LogFile{}, Containers: []containerd.Container{*c}}, nil
+		}
 		return nil, err
 	}
 	set := &LogSet{Container: dc.Name, Dir: path.Dir(files[0].Path), Containers: []containerd.Container{*c}}
