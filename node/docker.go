@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/docker"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Docker Engine containers are listed beside containerd's, in the shape
@@ -26,6 +27,8 @@ type dockerState struct {
 	st       *docker.State
 	byID     map[string]*docker.Container
 	hostRoot map[string]string // container id -> the Docker root's host path
+	aufs     vfs.FS            // the aufs view of aufsOf, made when first needed
+	aufsOf   vfs.FS
 }
 
 // findRoots looks for containerd's and Docker's roots on files; err (from
@@ -234,7 +237,20 @@ func layerName(l containerd.Layer) string {
 	return fmt.Sprintf("%s/%d", l.Snapshotter, l.ID)
 }
 
-func dockerDriver(s string) bool { return s == "overlay2" || s == "overlay" }
+func dockerDriver(s string) bool { return s == "overlay2" || s == "overlay" || s == "aufs" }
+
+// layerFS is the filesystem a layer of a chain is read through: Docker's
+// aufs layers through the aufs view (whiteouts as .wh. names), the
+// others as they are.
+func (n *Node) layerFS(src *source, l containerd.Layer) vfs.FS {
+	if n.docker == nil || l.Snapshotter != "aufs" || l.ID != 0 || l.Note == "" {
+		return src.tree
+	}
+	if n.docker.aufs == nil || n.docker.aufsOf != src.tree {
+		n.docker.aufs, n.docker.aufsOf = docker.NewAufsFS(src.tree), src.tree
+	}
+	return n.docker.aufs
+}
 
 // HasDocker says whether the runtime state read includes Docker
 // containers.

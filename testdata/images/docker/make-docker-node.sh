@@ -102,6 +102,17 @@ inner() {
 	"$DOCKER" image inspect $("$DOCKER" image ls -q --no-trunc) >"$exp/images.json"
 	"$DOCKER" image ls --no-trunc --format '{{.Repository}}:{{.Tag}}\t{{.ID}}' | sort >"$exp/images.tsv"
 	"$DOCKER" volume inspect webdata >"$exp/volumes.json"
+	# The app image's own layers as docker save writes them (OCI whiteout
+	# names, as the aufs driver stores a layer): the aufs reader's input.
+	mkdir -p "$work/save" "$exp/app-layers"
+	"$DOCKER" save ctrlift/app:2 | tar -x -C "$work/save"
+	python3 -c 'import json,sys; [print(l) for l in json.load(open(sys.argv[1]))[0]["Layers"]]' "$work/save/manifest.json" >"$work/save/layers.txt"
+	i=0
+	while read -r l; do
+		i=$((i + 1))
+		[ "$i" = 1 ] && continue # the busybox base: on the disk already
+		cp "$work/save/$l" "$exp/app-layers/$i.tar"
+	done <"$work/save/layers.txt"
 	mkdir -p "$exp/diff" "$exp/logs"
 	for name in web worker done created; do
 		"$DOCKER" diff "$name" | sort -k2 >"$exp/diff/$name.txt"
