@@ -119,6 +119,9 @@ type Container struct {
 	// Heavy: config.v2.json and hostconfig.json as on disk.
 	DockerConfig     json.RawMessage `json:"docker_config,omitempty"`
 	DockerHostConfig json.RawMessage `json:"docker_hostconfig,omitempty"`
+	// containers/storage (Podman, CRI-O): a rootless store's user
+	// namespace mapping, when known (owners are as stored on the disk).
+	UserNamespace string `json:"user_namespace,omitempty"`
 }
 
 // Brief returns a copy without the spec, CRI metadata and extensions, for
@@ -235,6 +238,9 @@ type Layer struct {
 	DiffID   string `json:"diff_id,omitempty"`
 	Missing  bool   `json:"missing,omitempty"` // not in the snapshotter's metadata.db
 	Note     string `json:"note,omitempty"`
+	// UserXattr: the layer's overlay markers are user.overlay.* (a
+	// rootless containers/storage store).
+	UserXattr bool `json:"userxattr,omitempty"`
 	// Parent names the parent snapshot (in the snapshotter's metadata.db)
 	// of a copying snapshotter's snapshot, the one it was copied from;
 	// the chain holds the snapshot alone. See ParentLayer.

@@ -23,7 +23,11 @@ const (
 	FSBtrfs    = "btrfs"
 	FSSwap     = "swap"
 	FSLVM2     = "LVM2_member"
-	FSUnknown  = "unknown"
+	// Encrypted volumes, by blkid's names: recognised so they can be
+	// named, never read.
+	FSLUKS      = "crypto_LUKS"
+	FSBitLocker = "BitLocker"
+	FSUnknown   = "unknown"
 )
 
 // IsExt reports whether t is one of the ext2/ext3/ext4 types.
@@ -62,6 +66,9 @@ func detectFS(r io.ReaderAt, size int64) (FSInfo, error) {
 		return FSInfo{Type: FSUnknown}, fmt.Errorf("reading %d bytes for filesystem detection: %w", n, err)
 	}
 	if fi, ok := probeExt(head); ok {
+		return fi, nil
+	}
+	if fi, ok := probeEncrypted(head); ok {
 		return fi, nil
 	}
 	if len(head) >= 512 {
@@ -193,6 +200,34 @@ func probeLVM(head []byte) (FSInfo, bool) {
 			}
 			return FSInfo{Type: FSLVM2, UUID: id}, true
 		}
+	}
+	return FSInfo{}, false
+}
+
+// LUKS header (cryptsetup's docs/on-disk-format*.pdf): magic, big-endian
+// version, then at byte 168 the UUID as text; LUKS2 keeps a label at 24.
+const (
+	luksMagic    = "LUKS\xba\xbe"
+	luksUUIDOff  = 168
+	luksUUIDLen  = 40
+	luks2Label   = 24
+	luks2LabelSz = 48
+	// BitLocker replaces the boot sector's OEM name with this.
+	bitLockerSig = "-FVE-FS-"
+)
+
+// probeEncrypted recognises LUKS1, LUKS2 and BitLocker volumes by their
+// signatures, as blkid does.
+func probeEncrypted(head []byte) (FSInfo, bool) {
+	if len(head) >= luksUUIDOff+luksUUIDLen && string(head[0:6]) == luksMagic {
+		fi := FSInfo{Type: FSLUKS, UUID: cString(head[luksUUIDOff : luksUUIDOff+luksUUIDLen])}
+		if binary.BigEndian.Uint16(head[6:8]) == 2 {
+			fi.Label = cString(head[luks2Label : luks2Label+luks2LabelSz])
+		}
+		return fi, true
+	}
+	if len(head) >= 512 && string(head[3:11]) == bitLockerSig {
+		return FSInfo{Type: FSBitLocker}, true
 	}
 	return FSInfo{}, false
 }

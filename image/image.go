@@ -52,6 +52,10 @@ type Disk struct {
 	DiskGUID    string      `json:"disk_guid"`          // GPT disk GUID or MBR disk signature
 	Warnings    []string    `json:"warnings"`
 	Partitions  []Partition `json:"partitions"`
+	// VolumeGroups are the LVM volume groups with a member on this disk
+	// (listed on the first disk of several that holds one): see
+	// AssembleVolumes.
+	VolumeGroups []*VolumeGroup `json:"volume_groups"`
 
 	r      io.ReaderAt
 	closer io.Closer
@@ -74,13 +78,20 @@ type Partition struct {
 	Logical    bool   `json:"logical"`    // MBR logical partition
 	Truncated  bool   `json:"truncated"`  // the table places (part of) it beyond the end of the image
 	FS         FSInfo `json:"fs"`
+	// VolumeGroup is set on a logical volume: the group it belongs to
+	// (its Name is VG/LV, its Start 0, its GUID the LV's UUID).
+	VolumeGroup string `json:"volume_group"`
+	// Error says why a volume cannot be read: a refused or incomplete
+	// logical volume, a damaged physical volume label.
+	Error string `json:"error"`
 
-	r io.ReaderAt
+	r   io.ReaderAt
+	err error // why the volume cannot be read (Error's source)
 }
 
 // FSInfo is what the filesystem's own superblock says.
 type FSInfo struct {
-	Type  string `json:"type"` // ext2, ext3, ext4, xfs, vfat, squashfs, btrfs, swap, ..., unknown
+	Type  string `json:"type"` // ext2, ext3, ext4, xfs, vfat, squashfs, btrfs, swap, crypto_LUKS, BitLocker, ..., unknown
 	Label string `json:"label"`
 	UUID  string `json:"uuid"`
 }
@@ -194,7 +205,7 @@ func NewDisk(r io.ReaderAt, size int64) (*Disk, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("empty image (%d bytes)", size)
 	}
-	d := &Disk{Size: size, Format: FormatRaw, r: r, Warnings: []string{}, Partitions: []Partition{}}
+	d := &Disk{Size: size, Format: FormatRaw, r: r, Warnings: []string{}, Partitions: []Partition{}, VolumeGroups: []*VolumeGroup{}}
 
 	t, err := gpt.Read(r, size)
 	switch {
@@ -223,6 +234,7 @@ func NewDisk(r io.ReaderAt, size int64) (*Disk, error) {
 	if d.Layout == LayoutNone && d.Partitions[0].FS.Type == FSUnknown {
 		d.warnf("no partition table and no known filesystem found")
 	}
+	AssembleVolumes([]*Disk{d})
 	return d, nil
 }
 
@@ -314,34 +326,58 @@ var StatePartitions = []string{"STATE", "EPHEMERAL", "BOTTLEROCKET-DATA"}
 // Readable reports whether ctrlift reads filesystems of type t.
 func Readable(t string) bool { return IsExt(t) || t == FSXFS }
 
-// Select picks a partition:
-//   - "": the first of StatePartitions found as a partition name, then as
-//     a filesystem label; else the largest ext2/3/4 or XFS filesystem;
+// Select picks a partition or a logical volume (see VolumeGroups):
+//   - "": the first of StatePartitions found as a partition or LV name,
+//     then as a filesystem label; else the largest ext2/3/4 or XFS
+//     filesystem;
 //   - a number: the partition with that number;
-//   - otherwise a GPT partition name, then a filesystem label (exact,
-//     then case-insensitive).
+//   - otherwise a GPT partition name or VG/LV, then a filesystem label
+//     (exact, then case-insensitive).
 //
-// The error lists the partitions when nothing (or more than one) matches.
+// The error lists the partitions when nothing (or more than one) matches,
+// and says why when the one selected cannot be read: encrypted (naming the
+// scheme and what to do), a refused or incomplete logical volume.
 func (d *Disk) Select(spec string) (*Partition, error) {
+	p, err := d.selectPartition(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.unreadable(d.name()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (d *Disk) selectPartition(spec string) (*Partition, error) {
 	if spec == "" {
 		for _, name := range StatePartitions {
 			for _, match := range []func(*Partition) bool{
-				func(p *Partition) bool { return p.Name == name },
+				func(p *Partition) bool {
+					return p.Name == name || p.VolumeGroup != "" && p.Name == p.VolumeGroup+"/"+name
+				},
 				func(p *Partition) bool { return p.FS.Label == name },
 			} {
-				if p, err := d.pick(name, match); p != nil || err != nil {
+				// A physical volume or a volume that cannot be read is no
+				// filesystem, whatever its name.
+				usable := func(p *Partition) bool { return p.err == nil && p.FS.Type != FSLVM2 && match(p) }
+				if p, err := d.pick(name, usable); p != nil || err != nil {
 					return p, err
 				}
 			}
 		}
 		var best *Partition
-		for i := range d.Partitions {
-			p := &d.Partitions[i]
-			if Readable(p.FS.Type) && (best == nil || p.Size > best.Size) {
+		for _, p := range d.candidates() {
+			if Readable(p.FS.Type) && p.err == nil && (best == nil || p.Size > best.Size) {
 				best = p
 			}
 		}
 		if best == nil {
+			for _, p := range d.candidates() {
+				var enc *EncryptedError
+				if err := p.unreadable(d.name()); errors.As(err, &enc) {
+					return nil, err
+				}
+			}
 			return nil, fmt.Errorf("image: %s: no partition named or labelled %s and no ext2/3/4 or XFS filesystem; select one of: %s", d.name(), strings.Join(StatePartitions, ", "), d.describe())
 		}
 		return best, nil
@@ -359,6 +395,7 @@ func (d *Disk) Select(spec string) (*Partition, error) {
 		func(p *Partition) bool { return p.FS.Label == spec },
 		func(p *Partition) bool { return strings.EqualFold(p.Name, spec) },
 		func(p *Partition) bool { return strings.EqualFold(p.FS.Label, spec) },
+		func(p *Partition) bool { return p.VolumeGroup != "" && p.Name == p.VolumeGroup+"/"+spec }, // an LV by its name alone
 	} {
 		if p, err := d.pick(spec, match); p != nil || err != nil {
 			return p, err
@@ -367,24 +404,27 @@ func (d *Disk) Select(spec string) (*Partition, error) {
 	return nil, fmt.Errorf("image: %s: no partition with number, name or label %q; partitions: %s", d.name(), spec, d.describe())
 }
 
-// pick returns the only partition matching, nil if none, an error if
-// several do.
+// pick returns the only partition or logical volume matching, nil if
+// none, an error if several do.
 func (d *Disk) pick(spec string, match func(*Partition) bool) (*Partition, error) {
-	var found []int
-	for i := range d.Partitions {
-		if match(&d.Partitions[i]) {
-			found = append(found, i)
+	var found []*Partition
+	for _, p := range d.candidates() {
+		if match(p) {
+			found = append(found, p)
 		}
 	}
 	switch len(found) {
 	case 0:
 		return nil, nil
 	case 1:
-		return &d.Partitions[found[0]], nil
+		return found[0], nil
 	}
 	nums := make([]string, len(found))
 	for i, f := range found {
-		nums[i] = strconv.Itoa(d.Partitions[f].Number)
+		nums[i] = strconv.Itoa(f.Number)
+		if f.VolumeGroup != "" {
+			nums[i] = f.Name
+		}
 	}
 	return nil, fmt.Errorf("image: %s: %q matches partitions %s; select one by number", d.name(), spec, strings.Join(nums, ", "))
 }
@@ -401,9 +441,12 @@ func (d *Disk) describe() string {
 	if len(d.Partitions) == 0 {
 		return "(none)"
 	}
-	parts := make([]string, len(d.Partitions))
-	for i, p := range d.Partitions {
+	parts := make([]string, 0, len(d.Partitions))
+	for _, p := range d.candidates() {
 		s := strconv.Itoa(p.Number)
+		if p.VolumeGroup != "" {
+			s = "logical volume"
+		}
 		if p.Name != "" {
 			s += " " + strconv.Quote(p.Name)
 		}
@@ -411,7 +454,10 @@ func (d *Disk) describe() string {
 		if p.FS.Label != "" {
 			s += " label " + strconv.Quote(p.FS.Label)
 		}
-		parts[i] = s
+		if p.Error != "" {
+			s += " (" + p.Error + ")"
+		}
+		parts = append(parts, s)
 	}
 	return strings.Join(parts, "; ")
 }

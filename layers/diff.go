@@ -26,7 +26,7 @@ func WalkLayer(l Layer, opt Options, fn WalkFunc) error {
 // metacopy markers (Entry.Redirect, Entry.Metacopy) instead of refusing
 // them, and refuses only malformed ones.
 func walkOne(l Layer, opt Options, strict bool, fn WalkFunc) error {
-	r := opt.rules()
+	r := opt.with(l).rules()
 	root, err := l.FS.Lookup(l.Dir)
 	if err != nil {
 		return fmt.Errorf("layers: layer %s: directory %s: %w", l.Name, l.Dir, err)
@@ -146,6 +146,10 @@ type Change struct {
 // below and no longer does is deleted.
 func Diff(upper Layer, lower *Merged, opt Options) ([]Change, error) {
 	var out []Change
+	opt = opt.with(upper)
+	if lower != nil {
+		opt = opt.with(lower.layers...)
+	}
 	r := opt.rules()
 	var full *Merged // upper over lower, made at the first marker that needs it
 	merged := func(p string) (*Merged, *Entry, error) {

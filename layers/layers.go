@@ -52,6 +52,10 @@ type Layer struct {
 	FS   vfs.FS
 	Dir  string // layer root inside FS, slash-separated, e.g. var/lib/containerd/.../snapshots/10/fs
 	Name string // how the layer is named in provenance (snapshot key or id)
+	// UserXattr says the layer belongs to a userxattr (rootless) overlay
+	// mount, as Options.UserXattr does: a layer of a rootless
+	// containers/storage store carries its markers in user.overlay.*.
+	UserXattr bool
 }
 
 // Options tune New.
@@ -154,6 +158,7 @@ func New(layers []Layer, opt Options) (*Merged, error) {
 	if len(layers) == 0 {
 		return nil, errors.New("layers: no layers")
 	}
+	opt = opt.with(layers...)
 	m := &Merged{layers: layers, rules: opt.rules(), fsys: map[vfs.FS]*dataFS{}, warned: map[string]bool{}}
 	for _, l := range layers {
 		if m.fsys[l.FS] == nil {

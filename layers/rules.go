@@ -21,6 +21,14 @@ func (o Options) rules() rules {
 	return rules{prefix: "trusted.overlay."}
 }
 
+// with applies the layers' own UserXattr marks.
+func (o Options) with(ls ...Layer) Options {
+	for _, l := range ls {
+		o.UserXattr = o.UserXattr || l.UserXattr
+	}
+	return o
+}
+
 func (r rules) xattr(in *vfs.Inode, name string) (string, bool) {
 	v, ok := in.Xattr(r.prefix + name)
 	return string(v), ok

@@ -45,6 +45,9 @@ func (n *Node) findRoots(files fs.FS) (croot, droot string, err error) {
 	if d, derr := docker.FindRoot(files, n.opt.RuntimeRoot); derr == nil {
 		return "", d, nil
 	}
+	if n.hasCStorage(files) {
+		return "", "", nil // Podman or CRI-O alone: loadCStorage reads them
+	}
 	return "", "", err
 }
 

@@ -22,9 +22,7 @@ type TreeRef struct {
 
 func containerTree(c *containerd.Container) TreeRef {
 	t := TreeRef{Namespace: c.Namespace, ContainerID: c.ID, ContainerName: c.ContainerName, Image: c.Image}
-	if c.PodName != "" {
-		t.Pod = c.PodNamespace + "/" + c.PodName
-	}
+	t.Pod = PodLabel(c)
 	return t
 }
 

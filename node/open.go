@@ -24,8 +24,9 @@ import (
 // read from it.
 type Options struct {
 	// Partition selects the filesystem of a disk image: a partition
-	// number, GPT partition name or filesystem label. "" picks the one
-	// named or labelled STATE, else the largest readable filesystem.
+	// number, GPT partition name, LVM logical volume (VG/LV) or
+	// filesystem label. "" picks the one named or labelled STATE, else
+	// the largest readable filesystem.
 	Partition string
 	// RuntimeRoot is the container runtime's root inside the filesystem
 	// (e.g. "var/lib/containerd"); "" searches the known places.
@@ -84,7 +85,8 @@ type Node struct {
 	warnings []string
 	seen     map[string]bool
 
-	docker *dockerState // Docker Engine state beside containerd's, when found
+	docker   *dockerState   // Docker Engine state beside containerd's, when found
+	cstorage *cstorageState // containers/storage stores (Podman, CRI-O), when found
 }
 
 // input is one opened input as given.
@@ -132,6 +134,7 @@ func Open(inputs []string, opt Options) (*Node, error) {
 			return nil, fmt.Errorf("%s is a %s: only disk images combine with other inputs", p, in.kind)
 		}
 	}
+	n.assembleVolumes()
 	if err := n.selectTree(); err != nil {
 		n.Close()
 		return nil, err
@@ -330,6 +333,9 @@ func (s *source) describe() string {
 }
 
 func describePartition(p *image.Partition) string {
+	if p.VolumeGroup != "" {
+		return describeVolume(p)
+	}
 	s := "partition " + strconv.Itoa(p.Number)
 	if p.Name != "" {
 		s += " " + strconv.Quote(p.Name)

@@ -141,16 +141,10 @@ func (n *Node) ResolveAll(ref string, opt ListOptions) ([]containerd.Container, 
 // this node's input does not hold.
 func (n *Node) checkRuntime(ref string) error {
 	rt, _, ok := splitRuntime(ref)
-	if !ok || rt == RuntimeContainerd || (rt == RuntimeDocker && n.docker != nil) {
+	if !ok || rt == RuntimeContainerd || (rt == RuntimeDocker && n.docker != nil) || (rt == RuntimeCRIO && n.holdsCRIO()) {
 		return nil
 	}
-	holds := "containerd state only"
-	if n.docker != nil {
-		holds = "containerd and Docker state only"
-		if n.state != nil && n.state.MetaDB.Path == "" {
-			holds = "Docker state only"
-		}
-	}
+	holds := n.stateHeld()
 	return fmt.Errorf("%q names a %s container, but %s holds %s", ref, rt, n.RuntimeSource(), holds)
 }
 
@@ -173,7 +167,7 @@ func resolve(st *containerd.State, ns, ref string) (*containerd.Container, error
 	var cands []*containerd.Container
 	for i := range st.Containers {
 		c := &st.Containers[i]
-		if qualified && (rt == RuntimeDocker) != (c.Engine == EngineDocker) {
+		if qualified && !runtimeMatches(rt, c) {
 			continue // the prefix selects the runtime
 		}
 		if ns == "" || c.Namespace == ns {

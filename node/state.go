@@ -51,8 +51,7 @@ func (n *Node) loadState() (*containerd.State, error) {
 		var all []string
 		found := false
 		for _, in := range n.inputs {
-			for i := range in.disk.Partitions {
-				p := &in.disk.Partitions[i]
+			for _, p := range in.disk.PartitionsAndVolumes() {
 				all = append(all, describePartition(p))
 				if found || n.opt.Partition != "" || p == src.part || !readable(p.FS.Type) {
 					continue
@@ -88,6 +87,9 @@ func (n *Node) loadState() (*containerd.State, error) {
 			}
 			n.warn(err.Error())
 		}
+	}
+	if err := n.loadCStorage(st, src); err != nil {
+		n.warn(err.Error())
 	}
 	n.runtime = src
 	return st, nil

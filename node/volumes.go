@@ -102,6 +102,9 @@ func (n *Node) Volumes(c *containerd.Container, mode VolumeMode) ([]Volume, erro
 	if c.Engine == EngineDocker {
 		return n.dockerVolumes(c, mode)
 	}
+	if isCStorageEngine(c.Engine) {
+		return n.cstorageVolumes(c, mode)
+	}
 	mountedAt, known := hostMountPoint(st.Root)
 	byPath := map[string]*Volume{}
 	add := func(dst, src string, ro bool) {

@@ -24,7 +24,7 @@ type globalFlags struct {
 func (g *globalFlags) register(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.StringArrayVarP(&g.inputs, "input", "i", nil, "the evidence, opened read-only: a disk image (raw, .zst, .gz, .xz, a GCE export .tar.gz, E01, QCOW2, VMDK, VHD, VHDX); a directory or a tar (.tar, .tgz, .tar.zst) of a node's root, /var or /var/lib/containerd; or a loose meta.db. Repeat it for the disks of one node")
-	f.StringVarP(&g.partition, "partition", "p", "", "partition to read: number, GPT name or filesystem label (default: the one named or labelled STATE, EPHEMERAL or BOTTLEROCKET-DATA, else the largest ext2/3/4 or XFS)")
+	f.StringVarP(&g.partition, "partition", "p", "", "partition to read: number, GPT name, LVM VG/LV or filesystem label (default: the one named or labelled STATE, EPHEMERAL or BOTTLEROCKET-DATA, else the largest ext2/3/4 or XFS)")
 	f.StringVarP(&g.namespace, "namespace", "n", "", "containerd namespace (default: every namespace)")
 	f.StringVar(&g.runtimeRoot, "runtime-root", "", "the container runtime's root inside the filesystem, e.g. var/lib/containerd (default: search the known places)")
 	f.BoolVar(&g.noCache, "no-cache", false, "decompress a compressed image into a temporary file removed on exit instead of the user cache directory")

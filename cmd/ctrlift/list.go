@@ -71,7 +71,9 @@ The containers of every containerd namespace are shown (k8s.io for
 Kubernetes, default for ctr, moby for Docker, or any other: a container
 started by hand on a node is what an intruder leaves behind) and, when the
 disk holds a Docker root (/var/lib/docker), Docker Engine's containers
-(namespace moby, a RUNTIME column says which), without pod
+(namespace moby, a RUNTIME column says which), and Podman's and CRI-O's
+containers of containers/storage stores (namespaces podman, podman@USER
+for a rootless store, cri-o), without pod
 sandboxes and support containers (pods of kube-system and other system
 namespaces). How many were hidden, and why, is printed on stderr. --all
 shows them too; -n shows one namespace; --support-containers FILE takes a
@@ -90,16 +92,13 @@ exports exactly these containers, with the same flags.`,
 			inform(cmd, "%d containers hidden (%s); --all shows them", h.Total(), describeHidden(h))
 		}
 		head := []string{"NAMESPACE", "CONTAINER ID", "POD", "NAME", "KIND", "IMAGE", "SNAPSHOTTER", "CREATED", "STATUS", "PID", "EXIT"}
-		withRuntime := n.HasDocker() // the column appears when the node has Docker containers
+		withRuntime := n.HasDocker() || n.HasCStorage() // the column appears when the node has other runtimes' containers
 		if withRuntime {
 			head = append([]string{"RUNTIME"}, head...)
 		}
 		return printList(cmd.OutOrStdout(), p, l.Shown, head,
 			func(c containerd.Container) []string {
-				pod := ""
-				if c.PodName != "" {
-					pod = c.PodNamespace + "/" + c.PodName
-				}
+				pod := node.PodLabel(&c)
 				name := c.ContainerName
 				if name == "" {
 					name = p.short(c.ID)
@@ -113,11 +112,7 @@ exports exactly these containers, with the same flags.`,
 				}
 				row := []string{c.Namespace, p.short(c.ID), pod, name, c.Kind, c.Image, c.Snapshotter, when(c.CreatedAt), c.Status.String(), pid, exit}
 				if withRuntime {
-					rt := node.RuntimeContainerd.String()
-					if c.Engine == node.EngineDocker {
-						rt = node.RuntimeDocker.String()
-					}
-					row = append([]string{rt}, row...)
+					row = append([]string{node.RuntimeOf(&c)}, row...)
 				}
 				return row
 			})

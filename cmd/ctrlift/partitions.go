@@ -46,6 +46,7 @@ bytes. -o json gives an array of the disks with their partitions; jsonl one disk
 				}
 				disks = append(disks, d)
 			}
+			image.AssembleVolumes(disks) // a volume group may span the inputs
 			if verify {
 				return verifyDisks(cmd, &p, disks)
 			}
@@ -113,7 +114,58 @@ func writePartitionTable(w io.Writer, d *image.Disk) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Number, partCell(p.Name), partCell(p.Type), p.Start, size, partCell(p.FS.Type), partCell(p.FS.Label), partCell(p.FS.UUID))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range d.Partitions {
+		if p.Error != "" {
+			fmt.Fprintf(w, "Partition %d: %s\n", p.Number, printableCell(p.Error))
+		}
+	}
+	for _, g := range d.VolumeGroups {
+		writeVolumeGroup(w, g)
+	}
+	return nil
+}
+
+// writeVolumeGroup prints a volume group below the disk that lists it, as
+// a tree: its members (the partitions it is built from, on any input),
+// then its logical volumes with their filesystems.
+func writeVolumeGroup(w io.Writer, g *image.VolumeGroup) {
+	fmt.Fprintf(w, "\nVolume group %s (%s, seqno %d, extent size %s, UUID %s)\n", partCell(g.Name), g.Kind, g.Seqno, node.FormatBytes(g.ExtentSize), partCell(g.UUID))
+	for _, warn := range g.Warnings {
+		fmt.Fprintf(w, "Warning: %s\n", printableCell(warn))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	rows := len(g.Members) + len(g.Volumes)
+	branch := func() string {
+		rows--
+		if rows == 0 {
+			return "└─"
+		}
+		return "├─"
+	}
+	for _, m := range g.Members {
+		where := fmt.Sprintf("%s partition %d", m.Disk, m.Partition)
+		if m.Missing {
+			where = "missing (last seen as " + m.Device + "): give its disk with -i"
+		}
+		fmt.Fprintf(tw, "%s PV %s\t%s\t%s\n", branch(), partCell(m.Name), partCell(m.UUID), printableCell(where))
+	}
+	for _, v := range g.Volumes {
+		fs := partCell(v.FS.Type)
+		if v.FS.Label != "" {
+			fs += " label " + partCell(v.FS.Label)
+		}
+		if v.FS.UUID != "" {
+			fs += " UUID " + partCell(v.FS.UUID)
+		}
+		if v.Error != "" {
+			fs = "not read: " + printableCell(v.Error)
+		}
+		fmt.Fprintf(tw, "%s LV %s\t%s\t%s\t%s\n", branch(), partCell(v.Name), partCell(v.Type), node.FormatBytes(v.Size), fs)
+	}
+	tw.Flush()
 }
 
 // partCell makes an on-disk string safe for one table cell: "-" when empty,

@@ -52,8 +52,15 @@ func TestXFSNode(t *testing.T) {
 // It returns the containers as listed: id, pod, name, status, exit code.
 func checkNode(t *testing.T, disk, part, fsType string) string {
 	t.Helper()
+	return checkInputs(t, []string{disk}, part, fsType)
+}
+
+// checkInputs is checkNode for a node given as several inputs (the disks
+// of a striped volume group).
+func checkInputs(t *testing.T, inputs []string, part, fsType string) string {
+	t.Helper()
 	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "images", "example")
-	n, err := node.Open([]string{disk}, node.Options{CacheDir: t.TempDir()})
+	n, err := node.Open(inputs, node.Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,12 @@ type Base struct {
 	CRIFiles  []*InodeInfo
 
 	Containers []Container
+	// containers/storage stores (KindCStorage): record files, l/ links,
+	// lower files, Podman's databases.
+	StoreFiles []*StoreFile
+	StoreLinks []*InodeInfo
+	LowerFiles []*StoreFile
+	PodmanDBs  []*BoltFile
 	GPT        *GPTMap
 	MBR        *MBRMap
 	Parts      [][2]int64 // partition [start, end) byte ranges
@@ -106,6 +112,7 @@ type Base struct {
 	VMDKDesc *VMDKDescMap // a VMDK descriptor (a file, or embedded in the sparse extent)
 	VHD      *VHDMap      // VHD footer, dynamic header and BAT
 	VHDX     *VHDXMap     // VHDX headers, region tables, metadata and BAT
+	LVM      *LVMMap      // an LVM2 PV: label, metadata areas and their text
 }
 
 // ReadAt reads the pristine image.
@@ -159,6 +166,9 @@ func (b *Base) locate() error {
 		b.Parts = append(b.Parts, [2]int64{p.Start, p.Start + p.Size})
 	}
 	p, err := d.Select("")
+	if err == nil && p.VolumeGroup != "" {
+		return b.locateLVM(d, p) // a logical volume: its bytes are not in one place
+	}
 	if err != nil || !image.IsExt(p.FS.Type) {
 		if b.Kind == KindTable {
 			b.addBoundaries()
@@ -185,6 +195,9 @@ func (b *Base) locate() error {
 	}
 	if b.Kind == KindDocker {
 		return b.locateDocker(fsys)
+	}
+	if b.Kind == KindCStorage {
+		return b.locateCStorage(fsys)
 	}
 	root, err := b.FS.lookup(".")
 	if err != nil {

@@ -58,6 +58,14 @@ var Classes = []Class{
 	{Name: "docker-ids", Weight: 3, Applies: hasDocker, Gen: genDockerIDs},
 	{Name: "docker-links", Weight: 2, Applies: hasDocker, Gen: genDockerLinks},
 	{Name: "docker-logs", Weight: 2, Applies: hasDocker, Gen: genDockerLogs},
+	// containers/storage (Podman's fixture disk).
+	{Name: "cstorage-json", Weight: 3, Applies: func(b *Base) bool { return len(b.StoreFiles) > 0 }, Gen: genStoreJSON},
+	{Name: "cstorage-links", Weight: 2, Applies: func(b *Base) bool { return len(b.StoreLinks) > 0 || len(b.LowerFiles) > 0 }, Gen: genStoreLinks},
+	{Name: "podman-bolt", Weight: 2, Applies: func(b *Base) bool { return len(b.PodmanDBs) > 0 }, Gen: genPodmanBolt},
+	// LVM2: the PV label and header, the metadata areas and their text
+	// (deep nesting, huge numbers, segment maps past the device, loops).
+	{Name: "lvm-label", Weight: 2, Applies: hasLVM, Gen: genLVMLabel},
+	{Name: "lvm-metadata", Weight: 4, Applies: hasLVM, Gen: genLVMMetadata},
 }
 
 // AppliesTo reports whether class c aims at base b: a class without

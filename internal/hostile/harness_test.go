@@ -318,6 +318,8 @@ func TestClassesAim(t *testing.T) {
 			want = "example-tree"
 		case "docker-config", "docker-ids", "docker-links", "docker-logs":
 			want = "docker-disk"
+		case "lvm-label", "lvm-metadata":
+			want = "example-lvm"
 		case "e01-sections", "e01-tables":
 			want = "ev-" + FormatE01
 		case "qcow2-header", "qcow2-tables":
@@ -330,6 +332,8 @@ func TestClassesAim(t *testing.T) {
 			want = "ev-" + FormatVHD
 		case "vhdx-regions":
 			want = "ev-" + FormatVHDX
+		case "cstorage-json", "cstorage-links", "podman-bolt":
+			want = "podman-disk"
 		}
 		if f, ok := strings.CutPrefix(want, "ev-"); ok {
 			if tool := EvidenceToolsMissing(f); tool != "" {

@@ -548,7 +548,7 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		do(nil, "partitions", "-i", img)
 	}
 	list := do(nil, "list", "containers", "--all", "-o", "json", "-i", img)
-	if v.Base.Kind != KindContainerd && v.Base.Kind != KindTree && v.Base.Kind != KindDocker {
+	if v.Base.Kind != KindContainerd && v.Base.Kind != KindTree && v.Base.Kind != KindCStorage && v.Base.Kind != KindDocker {
 		dir := "."
 		if len(v.Base.ExportDirs) > 0 {
 			dir = pick(v.R, v.Base.ExportDirs)
@@ -913,7 +913,9 @@ var (
 		// Records of the evidence containers: a segment file, an extent
 		// file, a backing file or parent, the descriptor, and features
 		// refused by name.
-		`segment \d+|extent "|backing file|parent|external data file|encrypted|descriptor)`)
+		`segment \d+|extent "|backing file|parent|external data file|encrypted|descriptor|` +
+		// LVM: a logical volume or volume group named.
+		`logical volume|volume group)`)
 	digitsRE = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9a-f]{12,}|\d+`)
 	quoteRE  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 )

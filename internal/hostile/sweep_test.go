@@ -126,6 +126,10 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
 		// A Docker Engine root dockerd 20.10 wrote (testdata/images/docker).
 		{"docker-disk", KindDocker, filepath.Join(root, "testdata", "images", "docker", "docker-node.raw.zst"), false, 3, false},
+		// Podman's rootful and rootless stores (testdata/images/cstorage).
+		{"podman-disk", KindCStorage, filepath.Join(root, "testdata", "images", "cstorage", "podman-node.raw.zst"), false, 2, false},
+		// The example's STATE on a linear LVM logical volume (lvm2 made it).
+		{"example-lvm", KindContainerd, filepath.Join(root, "testdata", "images", "lvm", "node-lvm-linear.raw.zst"), false, 1, false},
 	}
 	globs := []struct{ pattern, kind, suffix string }{
 		{filepath.Join(root, "testdata", "images", "ext4", "*.img.zst"), KindExt4, ".img.zst"},
@@ -298,7 +302,7 @@ func TestSweep(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the harness uses Linux rlimits, SEEK_DATA and memfd")
 	}
-	// go test ./... runs a sample, every class once (32 variants, about
+	// go test ./... runs a sample, every class once (35 variants, about
 	// 30 s on 2 cores); .ci/run runs the full sweep after it with
 	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	n := variantsFor(Classes, envInt(t, "CTRLIFT_HOSTILE_PER_CLASS", 1))
