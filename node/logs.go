@@ -63,6 +63,9 @@ type LogFile struct {
 	Gzip        bool   `json:"gzip,omitempty"`
 	ContainerID string `json:"container_id,omitempty"` // the container of that restart, when the runtime still knows it
 	Size        int64  `json:"size"`
+	// Format is "" for a CRI log, else the Docker log driver that wrote
+	// it: json-file or local.
+	Format string `json:"format,omitempty"`
 }
 
 // LogLine is one line of a container's output: a CRI record, or partial
@@ -97,6 +100,13 @@ func (n *Node) Logs(ref string, opt LogOptions, fn func(*LogLine) error) (*LogSe
 	cs, err := n.logContainers(ref)
 	if err != nil {
 		return nil, err
+	}
+	if cs[0].Engine == EngineDocker {
+		set, err := n.dockerLogSet(&cs[0])
+		if err != nil {
+			return nil, err
+		}
+		return set, n.readLogs(set, set.Files, opt, fn)
 	}
 	set, err := n.logSet(&cs[0], cs)
 	if err != nil {
@@ -398,6 +408,9 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 		defer gz.Close()
 		r = &capReader{r: gz, left: maxGzipLog}
 	}
+	if f.Format != "" {
+		return j.dockerFile(n, r, f)
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
 	malformed, truncated := 0, 0
@@ -464,6 +477,12 @@ func (j *logJoiner) record(line []byte, f LogFile, no int, cut bool) (bool, erro
 	if !ok {
 		return false, j.emit(&LogLine{Text: string(line), Malformed: true, Restart: j.restart, ContainerID: f.ContainerID, File: f.Path, Line: no, Set: j.set})
 	}
+	return true, j.add(t, stream, tag == 'F', text, f, no, cut)
+}
+
+// add joins one record (final: the last of its line) to the partial
+// records of its stream before it, and emits the line it ends.
+func (j *logJoiner) add(t time.Time, stream string, final bool, text []byte, f LogFile, no int, cut bool) error {
 	k := streamIndex(stream)
 	p := j.pending[k]
 	if p == nil {
@@ -475,17 +494,17 @@ func (j *logJoiner) record(line []byte, f LogFile, no int, cut bool) (bool, erro
 	}
 	p.Text += string(text)
 	j.sizes[k] += len(text)
-	if tag == 'F' && !cut {
+	if final && !cut {
 		j.pending[k], j.sizes[k] = nil, 0
-		return true, j.emit(p)
+		return j.emit(p)
 	}
 	if cut {
 		p.Partial = true
 		j.pending[k], j.sizes[k] = nil, 0
-		return true, j.emit(p)
+		return j.emit(p)
 	}
 	j.pending[k] = p
-	return true, nil
+	return nil
 }
 
 // flush emits partial lines that never got their final record.
@@ -571,6 +590,13 @@ func closeData(f vfs.File) {
 
 // containerLogFiles are the log files of c's own restart, for Timeline.
 func (n *Node) containerLogFiles(c *containerd.Container) (*LogSet, []LogFile, error) {
+	if c.Engine == EngineDocker {
+		set, err := n.dockerLogSet(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		return set, set.Files, nil
+	}
 	st, err := n.State()
 	if err != nil {
 		return nil, nil, err
