@@ -413,7 +413,7 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
-	malformed, truncated := 0, 0
+	malformed := 0
 	firstBad := 0
 	for no := 1; ; no++ {
 		line = line[:0]
@@ -426,8 +426,11 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 				cut = true
 			}
 			line = append(line, chunk...)
-			if err == bufio.ErrBufferFull {
+			if err == bufio.ErrBufferFull && !cut {
 				continue
+			}
+			if err == bufio.ErrBufferFull {
+				err = nil // the rest of the line is not read
 			}
 			rerr = err
 			break
@@ -437,9 +440,6 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 				break
 			}
 			return fmt.Errorf("%s: line %d: %w", f.Path, no, rerr)
-		}
-		if cut {
-			truncated++
 		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		ok, err := j.record(line, f, no, cut)
@@ -451,6 +451,13 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 			if firstBad == 0 {
 				firstBad = no
 			}
+		}
+		if cut {
+			// containerd splits output into records of at most 16 KiB;
+			// a line past the limit without an end is a hole or a forged
+			// size, and reading on would only walk through it.
+			n.warn(fmt.Sprintf("%s: line %d has more than %d bytes without a line end; the file is not read past it", f.Path, no, maxLogLine))
+			break
 		}
 		if rerr == io.EOF {
 			break
@@ -464,9 +471,6 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 	}
 	if malformed > 0 {
 		n.warn(fmt.Sprintf("%s: %d lines are not CRI log records (first: line %d); given as they are", f.Path, malformed, firstBad))
-	}
-	if truncated > 0 {
-		n.warn(fmt.Sprintf("%s: %d lines longer than %d bytes were cut", f.Path, truncated, maxLogLine))
 	}
 	return nil
 }
