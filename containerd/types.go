@@ -172,6 +172,9 @@ type Image struct {
 	Size    int64    `json:"size,omitempty"`     // manifest(s), config and compressed layers, as ctr images ls sums them
 	DiffIDs []string `json:"diff_ids,omitempty"` // uncompressed layer digests, base first
 	ChainID string   `json:"chain_id,omitempty"` // chain id of the top layer: the snapshot key of the image's rootfs
+	// Engine is "docker" for Docker Engine's own image store (read by
+	// package docker, Namespace "moby"), empty for containerd's.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Descriptor is an OCI content descriptor.

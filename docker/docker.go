@@ -122,7 +122,8 @@ type Container struct {
 	Args          []string          `json:"args,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	LogPath       string            `json:"log_path,omitempty"`
-	Runtime       string            `json:"runtime,omitempty"` // OCI runtime (hostconfig Runtime): runc, ...
+	Runtime       string            `json:"runtime,omitempty"`    // OCI runtime (hostconfig Runtime): runc, ...
+	LogDriver     string            `json:"log_driver,omitempty"` // hostconfig LogConfig.Type: json-file, local, journald, ...
 	Privileged    bool              `json:"privileged,omitempty"`
 	NetworkMode   string            `json:"network_mode,omitempty"`
 	IPAddress     string            `json:"ip_address,omitempty"`
@@ -364,15 +365,19 @@ type hostConfig struct {
 	Runtime     string `json:"Runtime"`
 	Privileged  bool   `json:"Privileged"`
 	NetworkMode string `json:"NetworkMode"`
+	LogConfig   struct {
+		Type string `json:"Type"`
+	} `json:"LogConfig"`
 }
 
 func (c *Container) parseHostConfig(b []byte) error {
-	c.HostConfig = json.RawMessage(b)
 	var hc hostConfig
 	if err := json.Unmarshal(b, &hc); err != nil {
 		return fmt.Errorf("decoding: %w", err)
 	}
+	c.HostConfig = json.RawMessage(b) // kept only when it decodes: the JSON outputs embed it
 	c.Runtime, c.Privileged, c.NetworkMode = hc.Runtime, hc.Privileged, hc.NetworkMode
+	c.LogDriver = hc.LogConfig.Type
 	return nil
 }
 

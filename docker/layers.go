@@ -9,11 +9,10 @@ import (
 )
 
 // Drivers whose layer chains Load maps onto directories.
-var supportedDrivers = map[string]bool{"overlay2": true, "overlay": true}
+var supportedDrivers = map[string]bool{"overlay2": true, "overlay": true, "aufs": true}
 
 // unsupportedDrivers say why a driver's layers are not read.
 var unsupportedDrivers = map[string]string{
-	"aufs":          "aufs layers (.wh. whiteouts) are not read yet",
 	"btrfs":         "its layers are btrfs subvolumes",
 	"zfs":           "its layers are zfs datasets",
 	"devicemapper":  "its layers are device-mapper thin volumes",
@@ -76,6 +75,8 @@ func chain(fsys fs.FS, root, driver, id string) ([]Layer, string, error) {
 		ls, err = overlay2Chain(fsys, root, mid)
 	case "overlay":
 		ls, err = overlayChain(fsys, root, mid)
+	case "aufs":
+		ls, err = aufsChain(fsys, root, mid)
 	}
 	return ls, mid, err
 }
@@ -193,6 +194,51 @@ func overlayChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 		return nil, fmt.Errorf("image layer %s: not a directory on the disk", r)
 	}
 	return append(ls, Layer{ID: lid, Dir: r, Driver: "overlay", Kind: "image"}), nil
+}
+
+// aufsChain: aufs/diff/<mid>, then the layers aufs/layers/<mid> lists,
+// one id a line, nearest first (the -init layer, then the image's). The
+// layers hold aufs whiteouts (.wh.<name>): read them through AufsFS.
+func aufsChain(fsys fs.FS, root, mid string) ([]Layer, error) {
+	base := path.Join(root, "aufs")
+	top := path.Join(base, "diff", mid)
+	if !isDir(fsys, top) {
+		return nil, fmt.Errorf("writable layer %s: not a directory on the disk", top)
+	}
+	ls := []Layer{{ID: mid, Dir: top, Driver: "aufs", Kind: "container"}}
+	listPath := path.Join(base, "layers", mid)
+	b, err := readFile(fsys, listPath, maxLowerFile)
+	if err != nil {
+		if isNotExist(err) {
+			return ls, nil
+		}
+		return nil, err
+	}
+	for _, id := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if len(ls) >= maxLayers {
+			return nil, fmt.Errorf("%s: more than %d layers", listPath, maxLayers)
+		}
+		if !validName(id) {
+			return nil, fmt.Errorf("%s: %q is not a layer id", listPath, truncate(id))
+		}
+		if id == mid {
+			return nil, fmt.Errorf("%s: names the layer itself (a chain that cycles)", listPath)
+		}
+		dir := path.Join(base, "diff", id)
+		if !isDir(fsys, dir) {
+			return nil, fmt.Errorf("layer %s: not a directory on the disk", dir)
+		}
+		kind := "image"
+		if strings.HasSuffix(id, "-init") {
+			kind = "init"
+		}
+		ls = append(ls, Layer{ID: id, Dir: dir, Driver: "aufs", Kind: kind})
+	}
+	return ls, nil
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

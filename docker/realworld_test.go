@@ -139,8 +139,7 @@ func TestDockerExplorerOverlay(t *testing.T) {
 	}
 }
 
-// TestAufsStorage in tests.py: the containers are read; their layers are
-// not (aufs is not supported yet) and say so.
+// TestAufsStorage in tests.py: the containers and their aufs chains.
 func TestDockerExplorerAufs(t *testing.T) {
 	st := load(t, "aufs.v2.tgz")
 	if len(st.Containers) != 7 {
@@ -151,8 +150,17 @@ func TestDockerExplorerAufs(t *testing.T) {
 		c.Created.Format("2006-01-02T15:04:05.999999999Z07:00") != "2017-02-13T16:45:05.629904159Z" {
 		t.Fatalf("dreamy_snyder: %+v", c)
 	}
-	if c.LayersError == "" || len(c.Layers) != 0 {
+	// The mount id docker-explorer's tests.py expects, its -init layer and
+	// busybox, from aufs/layers/<mount id>.
+	const mid = "b16a494082bba0091e572b58ff80af1b7b5d28737a3eedbe01e73cd7f4e01d23"
+	if c.LayersError != "" || c.MountID != mid || len(c.Layers) != 3 || c.Layers[0].Dir != "docker/aufs/diff/"+mid ||
+		c.Layers[1].Kind != "init" || c.Layers[2].ID != "d1c54c46d331de21587a16397e8bd95bdbb1015e1a04797c76de128107da83ae" {
 		t.Errorf("aufs layers: %+v %q", c.Layers, c.LayersError)
+	}
+	for _, x := range st.Containers {
+		if x.LayersError != "" || len(x.Layers) < 2 || x.Layers[0].Driver != "aufs" {
+			t.Errorf("%s: layers %+v %q", x.ID, x.Layers, x.LayersError)
+		}
 	}
 	var vol *Mount
 	for i := range c.Mounts {

@@ -30,7 +30,7 @@ func ChangeSet(out io.Writer, changes func(fn func(layers.Change) error) error, 
 		return w.add(p, ch.Entry.Inode, ch.Entry.FS(), ch.Entry.LayerName)
 	})
 	if err != nil {
-		w.sum.sum() // stop the hasher
+		w.bw.close(true) // stop the hasher
 		return nil, err
 	}
 	return w.close()

@@ -145,15 +145,17 @@ func sparseLayout(f vfs.File, ino uint64, bound int64, anyHole bool) ([]span, in
 	}
 }
 
-// writeSparse writes hdr's file as a GNU sparse 1.0 entry: archive/tar can
-// read such entries but not write them, so the header blocks are built
-// here from the ones tar.Writer makes for the same header.
-func (w *writer) writeSparse(hdr *tar.Header, f vfs.File, spans []span, hash bool) error {
-	size := f.Size()
+// sparsePrefix returns what a GNU sparse 1.0 entry for hdr's file starts
+// with: its header blocks and its map. archive/tar can read such entries
+// but not write them, so the header blocks are built here from the ones
+// tar.Writer makes for the same header. It sets e.spans to the stretches
+// the map lists and e.stored to the bytes of map and data.
+func (w *writer) sparsePrefix(hdr *tar.Header, e *entry) ([]byte, error) {
+	size := e.size
 	// The map: entry count, then offset and length of each data stretch;
 	// a file ending in a hole gets a last empty stretch at its end, as GNU
 	// tar writes, so that readers that go by the map get the size right.
-	list := spans
+	list := e.spans
 	if n := len(list); n == 0 || list[n-1].off+list[n-1].n < size {
 		list = append(list[:n:n], span{size, 0})
 	}
@@ -173,31 +175,29 @@ func (w *writer) writeSparse(hdr *tar.Header, f vfs.File, spans []span, hash boo
 
 	blocks, err := sparseHeaders(hdr, size, stored)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := w.tw.Flush(); err != nil { // pads the previous entry
-		return err
-	}
-	if _, err := w.bw.Write(blocks); err != nil {
-		return err
-	}
-	if _, err := w.bw.Write(m); err != nil {
-		return err
-	}
-	var dst io.Writer = w.bw
-	if hash {
+	e.spans, e.stored = list, stored
+	return append(blocks, m...), nil
+}
+
+// writeSparse writes the data stretches of a sparse entry, after its
+// prefix, and the padding.
+func (w *writer) writeSparse(e *entry) error {
+	var fh io.Writer
+	if e.hash {
 		// The manifest's digest is of the whole contents, holes included.
 		w.fileHash.Reset()
-		dst = io.MultiWriter(w.bw, w.fileHash)
+		fh = w.fileHash
 	}
 	var at int64
-	for _, s := range list {
-		if hash {
+	for _, s := range e.spans {
+		if e.hash {
 			if err := writeZeros(w.fileHash, s.off-at); err != nil {
 				return err
 			}
 		}
-		n, err := io.CopyBuffer(dst, io.NewSectionReader(f, s.off, s.n), w.buf)
+		n, err := w.bw.copyData(e.data, s.off, s.n, fh, false)
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (w *writer) writeSparse(hdr *tar.Header, f vfs.File, spans []span, hash boo
 		}
 		at = s.off + s.n
 	}
-	_, err = w.bw.Write(make([]byte, pad(stored)))
+	_, err := w.bw.Write(zeros[:pad(e.stored)])
 	return err
 }
 

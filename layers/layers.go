@@ -227,19 +227,56 @@ type lookupData struct {
 	stop     bool // the layers below are not consulted
 	isDir    bool // a directory was found: only directories merge with it
 	metacopy bool // the last file found is metacopy: its data is below
+	// listed, when set, is the entry of the name in the directory probed
+	// next, as its source listed it: its inode is read without a lookup.
+	listed *vfs.DirEntry
+}
+
+// entryReader is a source that reads the inode of an entry its ReadDir
+// listed, as LookupAt of the entry's name would find it, without looking
+// the name up again (ext4). For such sources readDir knows from the
+// listings which layers hold a name, and probes only those.
+type entryReader interface {
+	EntryInode(dir *vfs.Inode, e vfs.DirEntry) (*vfs.Inode, error)
+}
+
+// listedName is one name of one layer's directory listing.
+type listedName struct {
+	ent vfs.DirEntry
+	pos int // index of the layer directory in the merged directory's dirs
 }
 
 // lookup finds name in the merged directory dir. It returns nil, nil when
 // the name does not exist (or is whited out).
 func (m *Merged) lookup(dir *Entry, name string) (*Entry, error) {
+	return m.lookupListed(dir, name, nil)
+}
+
+// lookupListed is lookup with the listings of dir's layer directories
+// that hold name (sorted by position, the last listing of a name in each):
+// a layer whose source is an entryReader and whose listing lacks the name
+// is not probed, since its lookup would not find it.
+func (m *Merged) lookupListed(dir *Entry, name string, listed []listedName) (*Entry, error) {
 	d := lookupData{names: []string{name}}
 	stack, onRoots := dir.dirs, false
 	bottom := m.roots[len(m.roots)-1].layer
 	var found []source // the kernel's lower stack: top first, then data or merged dirs
+	h := 0             // the next of listed
 	for i := 0; !d.stop && i < len(stack); i++ {
 		s := stack[i]
 		var this *source
 		var err error
+		if listed != nil && !onRoots && !d.abs && len(d.names) == 1 && d.names[0] == name {
+			if _, ok := m.layers[s.layer].FS.(entryReader); ok {
+				for h < len(listed) && listed[h].pos < i {
+					h++
+				}
+				if h == len(listed) || listed[h].pos != i {
+					continue // not in this layer's directory
+				}
+				d.listed = &listed[h].ent
+			}
+		}
 		if d.abs {
 			this, err = m.lookupPath(s, &d, s.layer == bottom)
 		} else {
@@ -322,7 +359,14 @@ func (m *Merged) lookupOne(base source, k int, d *lookupData, last, bottom bool)
 		return nil, nil // the kernel's lookup: ENAMETOOLONG, taken as absent
 	}
 	l := m.layers[base.layer]
-	in, err := l.FS.LookupAt(base.in, name)
+	var in *vfs.Inode
+	var err error
+	if er, ok := l.FS.(entryReader); ok && d.listed != nil && d.listed.Name == name {
+		in, err = er.EntryInode(base.in, *d.listed)
+	} else {
+		in, err = l.FS.LookupAt(base.in, name)
+	}
+	d.listed = nil
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -495,33 +539,51 @@ type DirEntry struct {
 	Entry *Entry
 }
 
-// readDir lists the merged directory sorted by name (byte order).
+// readDir lists the merged directory sorted by name (byte order). The
+// layers' listings are read first and sorted together, so each name is
+// looked up once, in the layers that hold it.
 func (m *Merged) readDir(dir *Entry) ([]DirEntry, error) {
-	seen := map[string]bool{}
-	var out []DirEntry
-	for _, s := range dir.dirs {
+	var all []listedName
+	for i, s := range dir.dirs {
 		lfs := m.layers[s.layer].FS
 		ents, err := lfs.ReadDir(s.in)
 		if err != nil {
 			return nil, fmt.Errorf("layers: layer %d (%s): %w", s.layer, m.layers[s.layer].Name, err)
 		}
 		for _, e := range ents {
-			if seen[e.Name] {
-				continue
-			}
-			seen[e.Name] = true
-			// Resolve through all layers so whiteouts, opaque dirs and
-			// directory merging below this name are applied.
-			ent, err := m.lookup(dir, e.Name)
-			if err != nil {
-				return nil, err
-			}
-			if ent != nil {
-				out = append(out, DirEntry{Name: e.Name, Entry: ent})
-			}
+			all = append(all, listedName{ent: e, pos: i})
 		}
 	}
-	slices.SortFunc(out, func(a, b DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	// Stable: of a name listed twice in one directory (corrupt), the last
+	// one comes last, as the one a lookup by name finds.
+	slices.SortStableFunc(all, func(a, b listedName) int {
+		if c := strings.Compare(a.ent.Name, b.ent.Name); c != 0 {
+			return c
+		}
+		return a.pos - b.pos
+	})
+	var out []DirEntry
+	var group []listedName
+	for i := 0; i < len(all); {
+		name := all[i].ent.Name
+		group = group[:0]
+		for ; i < len(all) && all[i].ent.Name == name; i++ {
+			if k := len(group) - 1; k >= 0 && group[k].pos == all[i].pos {
+				group[k] = all[i]
+				continue
+			}
+			group = append(group, all[i])
+		}
+		// Resolve through all layers so whiteouts, opaque dirs and
+		// directory merging below this name are applied.
+		ent, err := m.lookupListed(dir, name, group)
+		if err != nil {
+			return nil, err
+		}
+		if ent != nil {
+			out = append(out, DirEntry{Name: name, Entry: ent})
+		}
+	}
 	return out, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/docker"
+	"github.com/ctrlift/ctrlift/vfs"
 )
 
 // Docker Engine containers are listed beside containerd's, in the shape
@@ -26,6 +27,8 @@ type dockerState struct {
 	st       *docker.State
 	byID     map[string]*docker.Container
 	hostRoot map[string]string // container id -> the Docker root's host path
+	aufs     vfs.FS            // the aufs view of aufsOf, made when first needed
+	aufsOf   vfs.FS
 }
 
 // findRoots looks for containerd's and Docker's roots on files; err (from
@@ -59,9 +62,17 @@ func (n *Node) loadDocker(st *containerd.State, src *source, droot string) error
 	for _, w := range ds.Warnings {
 		n.warn(w)
 	}
-	if len(ds.Containers) == 0 {
+	imgs, warns, err := docker.LoadImages(src.files, droot)
+	if err != nil {
+		n.warn(err.Error())
+	}
+	for _, w := range warns {
+		n.warn(w)
+	}
+	if len(ds.Containers) == 0 && len(imgs) == 0 {
 		return nil // an empty root (a distribution's docker package, never used) changes nothing
 	}
+	st.Images = append(st.Images, dockerImages(imgs)...)
 	d := &dockerState{st: ds, byID: map[string]*docker.Container{}, hostRoot: map[string]string{}}
 	for i := range ds.Containers {
 		d.byID[ds.Containers[i].ID] = &ds.Containers[i]
@@ -82,6 +93,38 @@ func (n *Node) loadDocker(st *containerd.State, src *source, droot string) error
 	n.docker = d
 	return nil
 }
+
+// dockerImages gives Docker's images the shape of containerd's, one row
+// per tag (per digest reference when untagged, the id when neither), as
+// docker image ls: build steps (untagged parents) left out.
+func dockerImages(imgs []docker.Image) []containerd.Image {
+	var out []containerd.Image
+	for _, img := range imgs {
+		if img.Intermediate {
+			continue
+		}
+		names := img.Tags
+		if len(names) == 0 {
+			names = img.Digests
+		}
+		if len(names) == 0 {
+			names = []string{img.ID}
+		}
+		for _, name := range names {
+			ci := containerd.Image{Namespace: DockerNamespace, Name: name, Engine: EngineDocker,
+				Target:    containerd.Descriptor{MediaType: dockerImageConfigType, Digest: img.ID, Size: img.ConfigSize},
+				CreatedAt: img.Created, Labels: img.Labels, Config: img.ID, DiffIDs: img.DiffIDs, ChainID: img.ChainID}
+			if img.Size > 0 {
+				ci.Size = img.Size
+			}
+			out = append(out, ci)
+		}
+	}
+	return out
+}
+
+// dockerImageConfigType: Docker's image store is keyed by the config.
+const dockerImageConfigType = "application/vnd.docker.container.image.v1+json"
 
 // dockerHostRoot is where the Docker root was on the host, from the
 // paths the daemon wrote into the container's config (its data-root),
@@ -197,7 +240,20 @@ func layerName(l containerd.Layer) string {
 	return fmt.Sprintf("%s/%d", l.Snapshotter, l.ID)
 }
 
-func dockerDriver(s string) bool { return s == "overlay2" || s == "overlay" }
+func dockerDriver(s string) bool { return s == "overlay2" || s == "overlay" || s == "aufs" }
+
+// layerFS is the filesystem a layer of a chain is read through: Docker's
+// aufs layers through the aufs view (whiteouts as .wh. names), the
+// others as they are.
+func (n *Node) layerFS(src *source, l containerd.Layer) vfs.FS {
+	if n.docker == nil || l.Snapshotter != "aufs" || l.ID != 0 || l.Note == "" {
+		return src.tree
+	}
+	if n.docker.aufs == nil || n.docker.aufsOf != src.tree {
+		n.docker.aufs, n.docker.aufsOf = docker.NewAufsFS(src.tree), src.tree
+	}
+	return n.docker.aufs
+}
 
 // HasDocker says whether the runtime state read includes Docker
 // containers.

@@ -138,15 +138,6 @@ func TestDockerExportOverlay(t *testing.T) {
 	}
 }
 
-// aufs containers are listed; their export says why it cannot be done.
-func TestDockerAufsRefused(t *testing.T) {
-	n := openDockerExplorer(t, "aufs.v2.tgz")
-	var buf bytes.Buffer
-	if _, err := n.Export("dreamy_snyder", &buf, ExportOptions{}); err == nil || !strings.Contains(err.Error(), "aufs") {
-		t.Errorf("aufs export: %v", err)
-	}
-}
-
 // Named volumes map onto volumes/NAME/_data; binds onto the host's paths.
 func TestDockerVolumes(t *testing.T) {
 	n := openDockerExplorer(t, "vols.v2.tgz")

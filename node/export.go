@@ -331,7 +331,11 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 	}
 	fileSum := sha256.New()
 	var size countWriter
-	cw, err := export.Compress(io.MultiWriter(w, fileSum, &size), comp)
+	sinks := []io.Writer{w, fileSum, &size}
+	if comp == export.None {
+		sinks = []io.Writer{w, &size} // the file is the tar, digested on another core
+	}
+	cw, err := export.Compress(io.MultiWriter(sinks...), comp)
 	if err != nil {
 		return fail(err)
 	}
@@ -384,6 +388,9 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 	}
 	res.Entries, res.Bytes, res.Size = stats.Files, stats.Bytes, size.n
 	res.SHA256, res.TarSHA256, res.Compression = hex.EncodeToString(fileSum.Sum(nil)), stats.TarSHA256, string(comp)
+	if comp == export.None {
+		res.SHA256 = stats.TarSHA256
+	}
 	res.Skipped = stats.Skipped
 	return res, nil
 }

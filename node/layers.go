@@ -134,7 +134,7 @@ func (n *Node) chainLayers(chain []containerd.Layer, opt LayerOptions) ([]layers
 			}
 			return nil, &MissingLayerError{Index: i, Snapshot: name, Key: l.SnapshotKey, Reason: why}
 		}
-		ls = append(ls, layers.Layer{FS: src.tree, Dir: l.Path, Name: name, UserXattr: l.UserXattr})
+		ls = append(ls, layers.Layer{FS: n.layerFS(src, l), Dir: l.Path, Name: name, UserXattr: l.UserXattr})
 	}
 	if len(ls) == 0 {
 		return nil, errNoLayers

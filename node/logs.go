@@ -63,6 +63,9 @@ type LogFile struct {
 	Gzip        bool   `json:"gzip,omitempty"`
 	ContainerID string `json:"container_id,omitempty"` // the container of that restart, when the runtime still knows it
 	Size        int64  `json:"size"`
+	// Format is "" for a CRI log, else the Docker log driver that wrote
+	// it: json-file or local.
+	Format string `json:"format,omitempty"`
 }
 
 // LogLine is one line of a container's output: a CRI record, or partial
@@ -97,6 +100,13 @@ func (n *Node) Logs(ref string, opt LogOptions, fn func(*LogLine) error) (*LogSe
 	cs, err := n.logContainers(ref)
 	if err != nil {
 		return nil, err
+	}
+	if cs[0].Engine == EngineDocker {
+		set, err := n.dockerLogSet(&cs[0])
+		if err != nil {
+			return nil, err
+		}
+		return set, n.readLogs(set, set.Files, opt, fn)
 	}
 	set, err := n.logSet(&cs[0], cs)
 	if err != nil {
@@ -398,9 +408,12 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 		defer gz.Close()
 		r = &capReader{r: gz, left: maxGzipLog}
 	}
+	if f.Format != "" {
+		return j.dockerFile(n, r, f)
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
-	malformed, truncated := 0, 0
+	malformed := 0
 	firstBad := 0
 	for no := 1; ; no++ {
 		line = line[:0]
@@ -413,8 +426,11 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 				cut = true
 			}
 			line = append(line, chunk...)
-			if err == bufio.ErrBufferFull {
+			if err == bufio.ErrBufferFull && !cut {
 				continue
+			}
+			if err == bufio.ErrBufferFull {
+				err = nil // the rest of the line is not read
 			}
 			rerr = err
 			break
@@ -424,9 +440,6 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 				break
 			}
 			return fmt.Errorf("%s: line %d: %w", f.Path, no, rerr)
-		}
-		if cut {
-			truncated++
 		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		ok, err := j.record(line, f, no, cut)
@@ -438,6 +451,13 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 			if firstBad == 0 {
 				firstBad = no
 			}
+		}
+		if cut {
+			// containerd splits output into records of at most 16 KiB;
+			// a line past the limit without an end is a hole or a forged
+			// size, and reading on would only walk through it.
+			n.warn(fmt.Sprintf("%s: line %d has more than %d bytes without a line end; the file is not read past it", f.Path, no, maxLogLine))
+			break
 		}
 		if rerr == io.EOF {
 			break
@@ -452,9 +472,6 @@ func (j *logJoiner) file(n *Node, src vfs.FS, f LogFile) error {
 	if malformed > 0 {
 		n.warn(fmt.Sprintf("%s: %d lines are not CRI log records (first: line %d); given as they are", f.Path, malformed, firstBad))
 	}
-	if truncated > 0 {
-		n.warn(fmt.Sprintf("%s: %d lines longer than %d bytes were cut", f.Path, truncated, maxLogLine))
-	}
 	return nil
 }
 
@@ -464,6 +481,12 @@ func (j *logJoiner) record(line []byte, f LogFile, no int, cut bool) (bool, erro
 	if !ok {
 		return false, j.emit(&LogLine{Text: string(line), Malformed: true, Restart: j.restart, ContainerID: f.ContainerID, File: f.Path, Line: no, Set: j.set})
 	}
+	return true, j.add(t, stream, tag == 'F', text, f, no, cut)
+}
+
+// add joins one record (final: the last of its line) to the partial
+// records of its stream before it, and emits the line it ends.
+func (j *logJoiner) add(t time.Time, stream string, final bool, text []byte, f LogFile, no int, cut bool) error {
 	k := streamIndex(stream)
 	p := j.pending[k]
 	if p == nil {
@@ -475,17 +498,17 @@ func (j *logJoiner) record(line []byte, f LogFile, no int, cut bool) (bool, erro
 	}
 	p.Text += string(text)
 	j.sizes[k] += len(text)
-	if tag == 'F' && !cut {
+	if final && !cut {
 		j.pending[k], j.sizes[k] = nil, 0
-		return true, j.emit(p)
+		return j.emit(p)
 	}
 	if cut {
 		p.Partial = true
 		j.pending[k], j.sizes[k] = nil, 0
-		return true, j.emit(p)
+		return j.emit(p)
 	}
 	j.pending[k] = p
-	return true, nil
+	return nil
 }
 
 // flush emits partial lines that never got their final record.
@@ -571,6 +594,13 @@ func closeData(f vfs.File) {
 
 // containerLogFiles are the log files of c's own restart, for Timeline.
 func (n *Node) containerLogFiles(c *containerd.Container) (*LogSet, []LogFile, error) {
+	if c.Engine == EngineDocker {
+		set, err := n.dockerLogSet(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		return set, set.Files, nil
+	}
 	st, err := n.State()
 	if err != nil {
 		return nil, nil, err

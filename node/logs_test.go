@@ -183,6 +183,26 @@ func TestLogsUnderVar(t *testing.T) {
 	}
 }
 
+// TestLogsEndlessLine: a line longer than the limit without an end (a
+// hole read as zeros, a forged size) stops the reading of its file: what
+// came before is given, the cut line once, nothing after it.
+func TestLogsEndlessLine(t *testing.T) {
+	const dir = "var/log/pods/blog_web-1_uid-1/web"
+	files := map[string]string{dir + "/0.log": "2026-11-27T09:00:00Z stdout F before\n" +
+		strings.Repeat("\x00", 3*maxLogLine) + "\n2026-11-27T09:00:01Z stdout F after\n"}
+	n := logTree(t, "var/lib/containerd", files, webContainers("/"+dir)[:1])
+	var got []string
+	if _, err := n.Logs("c0aaaa", LogOptions{}, func(l *LogLine) error { got = append(got, l.Text); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "before" || len(got[1]) != maxLogLine {
+		t.Errorf("got %d lines: %.40q", len(got), got)
+	}
+	if w := strings.Join(n.Warnings(), "\n"); !strings.Contains(w, "line 2 has more than 1048576 bytes without a line end") {
+		t.Errorf("warnings: %s", w)
+	}
+}
+
 func TestParseCRILine(t *testing.T) {
 	for in, ok := range map[string]bool{
 		"2026-11-27T09:00:00Z stdout F x":              true,

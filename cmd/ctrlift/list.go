@@ -172,14 +172,26 @@ func listImagesCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printList(cmd.OutOrStdout(), p, rows,
-				[]string{"NAMESPACE", "NAME", "MEDIA TYPE", "DIGEST", "SIZE", "CREATED", "LABELS"},
+			head := []string{"NAMESPACE", "NAME", "MEDIA TYPE", "DIGEST", "SIZE", "CREATED", "LABELS"}
+			withRuntime := n.HasDocker() // as list containers: Docker's image store beside containerd's
+			if withRuntime {
+				head = append([]string{"RUNTIME"}, head...)
+			}
+			return printList(cmd.OutOrStdout(), p, rows, head,
 				func(i containerd.Image) []string {
 					size := "" // unknown without the manifest blob on disk
 					if i.Size > 0 {
 						size = node.FormatBytes(i.Size)
 					}
-					return []string{i.Namespace, i.Name, i.Target.MediaType, p.short(i.Target.Digest), size, when(i.CreatedAt), labels(i.Labels)}
+					row := []string{i.Namespace, i.Name, i.Target.MediaType, p.short(i.Target.Digest), size, when(i.CreatedAt), labels(i.Labels)}
+					if withRuntime {
+						rt := node.RuntimeContainerd.String()
+						if i.Engine == node.EngineDocker {
+							rt = node.RuntimeDocker.String()
+						}
+						row = append([]string{rt}, row...)
+					}
+					return row
 				})
 		})
 }

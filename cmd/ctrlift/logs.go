@@ -21,13 +21,18 @@ func newLogsCmd(g *globalFlags) *cobra.Command {
 	var lf logsFlags
 	cmd := &cobra.Command{
 		Use:   "logs REF",
-		Short: "Print a container's log as kubelet kept it (every restart), without mounting",
+		Short: "Print a container's log as kubelet or dockerd kept it (every restart), without mounting",
 		Long: `Print a container's output from the CRI log files kubelet keeps on the
 node: var/log/pods/<ns>_<pod>_<uid>/<container>/<restart>.log, for every
 restart of the container (the restarts the runtime still knows and those
 it forgot), rotated files (N.log.<time>, .gz) included, oldest first.
 Partial records are joined with their final one; stdout and stderr are
 kept apart (--stream, and a field of -o jsonl).
+
+A Docker container's log is its log driver's files under the Docker root:
+json-file's containers/<id>/<id>-json.log or the local driver's
+containers/<id>/local-logs/container.log, with their rotations (.N,
+.N.gz), oldest first; other drivers keep nothing on the disk.
 
 REF is as for "info container"; a REF that matches the restarts of one
 container (POD/NAME when it restarted) names them all.

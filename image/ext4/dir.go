@@ -56,11 +56,17 @@ func (f *FS) walkDir(dir *Inode, fn func(DirEntry) bool) error {
 		return err
 	}
 	bs := f.blockSize
-	buf := make([]byte, bs)
+	buf := f.dirBufs.Get().(*[]byte)
+	defer f.dirBufs.Put(buf)
+	if int64(len(*buf)) != bs {
+		*buf = make([]byte, bs)
+	}
 	// A block mapped twice is corruption, and a forged extent tree that
 	// maps one block of entries thousands of times would otherwise cost
 	// time and memory in proportion (found by internal/hostile).
-	seen := map[uint64]uint64{} // physical block -> logical block
+	var seen map[uint64]uint64 // physical block -> logical block, once a second block is read
+	var firstP, firstL uint64  // the first block read
+	blocks := 0
 	for off := int64(0); off < dir.Size; off += bs {
 		lblk := uint64(off / bs)
 		m, err := r.mapBlock(lblk)
@@ -72,15 +78,23 @@ func (f *FS) walkDir(dir *Inode, fn func(DirEntry) bool) error {
 			off += int64(m.count-1) * bs
 			continue
 		}
-		if prev, dup := seen[m.pblk]; dup {
-			return &FormatError{Struct: "directory", Ino: dir.Num, Offset: int64(m.pblk) * bs, Msg: fmt.Sprintf("logical block %d maps physical block %d, already read as logical block %d", lblk, m.pblk, prev)}
+		if blocks == 0 {
+			firstP, firstL = m.pblk, lblk
+		} else {
+			if seen == nil {
+				seen = map[uint64]uint64{firstP: firstL}
+			}
+			if prev, dup := seen[m.pblk]; dup {
+				return &FormatError{Struct: "directory", Ino: dir.Num, Offset: int64(m.pblk) * bs, Msg: fmt.Sprintf("logical block %d maps physical block %d, already read as logical block %d", lblk, m.pblk, prev)}
+			}
+			seen[m.pblk] = lblk
 		}
-		seen[m.pblk] = lblk
-		n, err := r.ReadAt(buf, off)
+		blocks++
+		n, err := r.ReadAt(*buf, off)
 		if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
 			return err
 		}
-		more, err := f.parseDirBlock(dir.Num, buf[:n], int64(m.pblk)*bs, fn)
+		more, err := f.parseDirBlock(dir.Num, (*buf)[:n], int64(m.pblk)*bs, fn)
 		if err != nil || !more {
 			return err
 		}

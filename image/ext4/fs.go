@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/ctrlift/ctrlift/vfs"
 )
@@ -63,8 +64,9 @@ type FS struct {
 	journalInum                uint32
 	warnings                   []string
 
-	dirs   dirCache
-	itable itableCache
+	dirs    dirCache
+	itable  itableCache
+	dirBufs sync.Pool // *[]byte of one block, for reading directories
 }
 
 // Open opens the filesystem image at path read-only.
@@ -114,6 +116,7 @@ func NewReader(r io.ReaderAt, size int64) (*FS, error) {
 // NewReaderOptions is NewReader with options.
 func NewReaderOptions(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{r: r, raw: r, size: size}
+	f.dirBufs.New = func() any { return new([]byte) }
 	if err := f.readSuperblock(); err != nil {
 		return nil, err
 	}

@@ -76,50 +76,67 @@ func (f *FS) Inode(num uint32) (*Inode, error) {
 	}
 	g := uint64(num-1) / uint64(f.inodesPerGroup)
 	idx := int64(num-1) % int64(f.inodesPerGroup)
-	off := int64(f.inodeTables[g])*f.blockSize + idx*f.inodeSize
-	blk, err := f.itable.block(f, off/f.blockSize, num)
+	table := int64(f.inodeTables[g]) * f.blockSize
+	off := table + idx*f.inodeSize
+	// The piece of the group's inode table holding the inode, or its
+	// block when the piece would run past the image.
+	start := table + idx*f.inodeSize/itablePiece*itablePiece
+	end := min(start+itablePiece, table+int64(f.inodesPerGroup)*f.inodeSize)
+	if end > f.size || end < start {
+		start = off / f.blockSize * f.blockSize
+		end = start + f.blockSize
+	}
+	piece, err := f.itable.piece(f, start, end, num)
 	if err != nil {
 		return nil, err
 	}
-	within := off % f.blockSize
-	raw := append([]byte(nil), blk[within:within+f.inodeSize]...)
-	return f.parseInode(num, raw, off)
+	within := off - start
+	// Cached pieces are never written again, so the inode can be parsed
+	// in place.
+	return f.parseInode(num, piece[within:within+f.inodeSize:within+f.inodeSize], off)
 }
 
-// itableCache keeps recently read inode table blocks: a walk reads inodes
-// in runs (a directory's files were mostly allocated together), so one
-// read serves the 16 inodes of a 4 KiB block.
+// itableCache keeps recently read pieces of inode tables: a walk reads
+// inodes in runs (a directory's files were mostly allocated together, and
+// a layer's in one stretch), so one read of 64 KiB serves 256 inodes.
 type itableCache struct {
 	mu     sync.Mutex
-	blocks map[int64][]byte
+	pieces map[int64][]byte // byte offset -> the piece there
 	order  []int64
 }
 
-const itableCacheBlocks = 256
+const (
+	itablePiece = 64 << 10
+	// itableCachePieces bounds the cache to 16 MiB: the inode tables of
+	// about 65,000 inodes of 256 bytes, enough that the export of a
+	// 71-layer container, whose walk goes back and forth between the
+	// layers' inodes, reads each piece of their tables once.
+	itableCachePieces = 256
+)
 
-func (c *itableCache) block(f *FS, blk int64, ino uint32) ([]byte, error) {
+func (c *itableCache) piece(f *FS, start, end int64, ino uint32) ([]byte, error) {
 	c.mu.Lock()
-	b, ok := c.blocks[blk]
+	b, ok := c.pieces[start]
 	c.mu.Unlock()
-	if ok {
+	if ok && int64(len(b)) == end-start {
 		return b, nil
 	}
-	b = make([]byte, f.blockSize)
-	if err := f.readAt(b, blk*f.blockSize, "inode", ino); err != nil {
+	b = make([]byte, end-start)
+	if err := f.readAt(b, start, "inode", ino); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.blocks == nil {
-		c.blocks = map[int64][]byte{}
+	if c.pieces == nil {
+		c.pieces = map[int64][]byte{}
 	}
-	if _, ok := c.blocks[blk]; !ok {
-		if len(c.order) >= itableCacheBlocks {
-			delete(c.blocks, c.order[0])
+	if _, ok := c.pieces[start]; !ok {
+		if len(c.order) >= itableCachePieces {
+			delete(c.pieces, c.order[0])
 			c.order = c.order[1:]
 		}
-		c.blocks[blk] = b
-		c.order = append(c.order, blk)
+		c.pieces[start] = b
+		c.order = append(c.order, start)
 	}
 	return b, nil
 }

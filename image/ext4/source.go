@@ -77,6 +77,26 @@ func (s *Source) LookupAt(dir *vfs.Inode, name string) (*vfs.Inode, error) {
 	return in.VFSInode(), nil
 }
 
+// EntryInode reads the inode of e, an entry ReadDir listed in dir: the
+// inode LookupAt(dir, e.Name) finds, without looking the name up again.
+// Of a name listed twice (corrupt), LookupAt finds the last one in a
+// block directory and the first one in an inline directory: for those
+// the name is looked up.
+func (s *Source) EntryInode(dir *vfs.Inode, e vfs.DirEntry) (*vfs.Inode, error) {
+	d, err := s.inode(dir)
+	if err != nil {
+		return nil, err
+	}
+	if d.Flags&FlagInlineData != 0 || e.Ino == 0 || e.Ino > uint64(^uint32(0)) {
+		return s.LookupAt(dir, e.Name)
+	}
+	in, err := s.f.Inode(uint32(e.Ino))
+	if err != nil {
+		return nil, err
+	}
+	return in.VFSInode(), nil
+}
+
 func (s *Source) ReadDir(dir *vfs.Inode) ([]vfs.DirEntry, error) {
 	d, err := s.inode(dir)
 	if err != nil {

@@ -199,6 +199,9 @@ func (b *Base) locate() error {
 	if b.Kind == KindContainerd {
 		return b.locateContainerd(fsys)
 	}
+	if b.Kind == KindDocker {
+		return b.locateDocker(fsys)
+	}
 	if b.Kind == KindCStorage {
 		return b.locateCStorage(fsys)
 	}

@@ -53,6 +53,11 @@ var Classes = []Class{
 	{Name: "vmdk-descriptor", Weight: 2, Applies: func(b *Base) bool { return b.VMDKDesc != nil }, Gen: genVMDKDescriptor},
 	{Name: "vhd-bat", Weight: 2, Applies: func(b *Base) bool { return b.VHD != nil }, Gen: genVHDBAT},
 	{Name: "vhdx-regions", Weight: 2, Applies: func(b *Base) bool { return b.VHDX != nil }, Gen: genVHDXRegions},
+	// Docker Engine's state, on the Docker node dockerd made.
+	{Name: "docker-config", Weight: 3, Applies: hasDocker, Gen: genDockerConfig},
+	{Name: "docker-ids", Weight: 3, Applies: hasDocker, Gen: genDockerIDs},
+	{Name: "docker-links", Weight: 2, Applies: hasDocker, Gen: genDockerLinks},
+	{Name: "docker-logs", Weight: 2, Applies: hasDocker, Gen: genDockerLogs},
 	// containers/storage (Podman's fixture disk).
 	{Name: "cstorage-json", Weight: 3, Applies: func(b *Base) bool { return len(b.StoreFiles) > 0 }, Gen: genStoreJSON},
 	{Name: "cstorage-links", Weight: 2, Applies: func(b *Base) bool { return len(b.StoreLinks) > 0 || len(b.LowerFiles) > 0 }, Gen: genStoreLinks},

@@ -316,6 +316,8 @@ func TestClassesAim(t *testing.T) {
 			want = "mbr"
 		case "tar-header":
 			want = "example-tree"
+		case "docker-config", "docker-ids", "docker-links", "docker-logs":
+			want = "docker-disk"
 		case "lvm-label", "lvm-metadata":
 			want = "example-lvm"
 		case "e01-sections", "e01-tables":

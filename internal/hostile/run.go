@@ -548,7 +548,7 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		do(nil, "partitions", "-i", img)
 	}
 	list := do(nil, "list", "containers", "--all", "-o", "json", "-i", img)
-	if v.Base.Kind != KindContainerd && v.Base.Kind != KindTree && v.Base.Kind != KindCStorage {
+	if v.Base.Kind != KindContainerd && v.Base.Kind != KindTree && v.Base.Kind != KindCStorage && v.Base.Kind != KindDocker {
 		dir := "."
 		if len(v.Base.ExportDirs) > 0 {
 			dir = pick(v.R, v.Base.ExportDirs)
@@ -593,6 +593,9 @@ func (w *Worker) runAll(v *Variant, img string, dirs map[string]string, res *Res
 		do(nil, append([]string{"info", "container", "-i", img}, ref...)...)
 		do(nil, append([]string{"diff", "-o", "jsonl", "-i", img}, ref...)...)
 		export(fmt.Sprintf("c%d.tar", i), []string{"export", "-i", img}, ref...)
+		if v.Base.Kind == KindDocker {
+			do(nil, append([]string{"logs", "-o", "jsonl", "-i", img}, ref...)...)
+		}
 	}
 	if v.R.IntN(16) == 0 {
 		do(nil, "export", "-i", img, "--all", "-d", filepath.Join(out, "all"))

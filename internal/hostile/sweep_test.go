@@ -124,6 +124,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"cos-live-state", KindContainerd, filepath.Join(shared, "cos-node-live.raw.zst"), true, 2, true},
 		// The example's containerd root as GNU tar packed it: tar input.
 		{"example-tree", KindTree, filepath.Join(root, "testdata", "images", "tar", "example-containerd.tar.zst"), false, 4, false},
+		// A Docker Engine root dockerd 20.10 wrote (testdata/images/docker).
+		{"docker-disk", KindDocker, filepath.Join(root, "testdata", "images", "docker", "docker-node.raw.zst"), false, 3, false},
 		// Podman's rootful and rootless stores (testdata/images/cstorage).
 		{"podman-disk", KindCStorage, filepath.Join(root, "testdata", "images", "cstorage", "podman-node.raw.zst"), false, 2, false},
 		// The example's STATE on a linear LVM logical volume (lvm2 made it).
@@ -326,7 +328,7 @@ func TestSweep(t *testing.T) {
 			}
 		}
 	}
-	// go test ./... runs a sample, every class once (47 variants, about
+	// go test ./... runs a sample, every class once (51 variants, about
 	// 40 s on 2 cores); .ci/run runs the full sweep after it with
 	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	// Counted over the classes selected, so CTRLIFT_HOSTILE_PER_CLASS
