@@ -4,10 +4,15 @@
 # machine. Two containers:
 #   many: 71 layers, about 30k entries, 250 MB of file data, one big file
 #         and one 2 GiB sparse file (an image built by a long Dockerfile);
-#   wide: 3 layers, about 100k files, 2 GB.
+#   wide: 3 layers, about 100k files, 2 GB;
+#   xfs:  the wide tree copied (cp -a, as root) onto mkfs.xfs defaults in a
+#         GPT disk, as on an EKS node: ctrlift from XFS against ctrlift
+#         from ext4 and loop + overlay mount + tar --sparse on XFS (not in
+#         the default CASES; needs root and xfsprogs).
 #
 #   bench/run.sh [WORKDIR]        (default: $TMPDIR/ctrlift-bench; needs ~8 GB)
 #   CASES=many RUNS=5 bench/run.sh
+#   CASES=xfs RUNS=3 bench/run.sh    (XFS against ext4, as root)
 #   FILES=20000 BYTES=400000000 CASES=wide bench/run.sh   (a smaller wide run)
 #
 # Needs: go, e2fsprogs (mkfs.ext4, debugfs), gdisk (sgdisk), GNU time
@@ -39,6 +44,9 @@ if [ "$(id -u)" = 0 ] && grep -qw overlay /proc/filesystems; then root=1; fi
 mnt=$work/mnt
 cleanup() {
   for d in "$mnt/run/merged" "$mnt/run/fs" "$mnt/stand/merged" "$mnt/stand/fs"; do
+    mountpoint -q "$d" 2>/dev/null && umount "$d"
+  done
+  for d in "$mnt/x/merged" "$mnt/x/fs" "$mnt/x/ext4"; do
     mountpoint -q "$d" 2>/dev/null && umount "$d"
   done
   for l in $(losetup -j "$work/disk-"* -O NAME -n 2>/dev/null); do losetup -d "$l" 2>/dev/null || true; done
@@ -178,11 +186,69 @@ bench_case() {
   fi
 }
 
+# xfs_case: the wide tree on XFS against the same tree on ext4. Each run
+# times, in turn, ctrlift from XFS, ctrlift from ext4 and loop + overlay
+# mount + tar --sparse --xattrs on XFS (mount and unmount included), and
+# prints that run's ratios.
+xfs_case() {
+  local files=$1 bytes=$2
+  if [ $root = 0 ] || ! grep -qw xfs /proc/filesystems || ! command -v mkfs.xfs >/dev/null; then
+    echo "(xfs: skipped, needs root, mkfs.xfs, and XFS and overlayfs in the kernel)"
+    return 0
+  fi
+  build wide 3 "$files" "$bytes"
+  local edisk=$disk estate=$state offset=$((start_sector * 512)) size
+  size=$(stat -c %s "$estate")
+  local xdisk=$work/disk-xfs-3-$files-$bytes.raw
+  local lowers="$snap/3/fs:$snap/2/fs:$snap/1/fs"
+  mkdir -p "$mnt/x/ext4" "$mnt/x/fs" "$mnt/x/merged"
+  if [ ! -f "$xdisk" ]; then
+    echo "bench: copying the wide tree onto XFS ..." >&2
+    local xstate=$work/state-xfs.img
+    rm -f "$xstate"
+    truncate -s "$size" "$xstate"
+    mkfs.xfs -q -f -L STATE "$xstate"
+    mount -o ro,noload,loop "$estate" "$mnt/x/ext4"
+    mount -o loop "$xstate" "$mnt/x/fs"
+    cp -a "$mnt/x/ext4/var" "$mnt/x/fs/"
+    umount "$mnt/x/fs"; umount "$mnt/x/ext4"
+    truncate -s $((size + 2 * 1048576)) "$xdisk.tmp"
+    sgdisk -n 1:$start_sector:+$((size / 512)) -c 1:STATE -t 1:8300 "$xdisk.tmp" >/dev/null
+    dd if="$xstate" of="$xdisk.tmp" bs=1M seek=1 conv=notrunc,sparse status=none
+    rm -f "$xstate"
+    mv "$xdisk.tmp" "$xdisk"
+  fi
+  unset "${!B_@}" "${!R_@}" "${!C_@}"
+  cat "$edisk" "$xdisk" >/dev/null
+  local tarbytes
+  tarbytes=$("$work/ctrlift" export -q -i "$xdisk" --layer-dirs "$lowers" - | wc -c)
+  echo
+  echo "== xfs: the wide tree ($files files, $bytes bytes) on XFS and on ext4, tar stream $tarbytes bytes; $RUNS runs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  local i
+  for i in $(seq "$RUNS"); do
+    timed pipe bash -c "'$work/ctrlift' export -q -i '$xdisk' --layer-dirs '$lowers' - | cat >/dev/null"
+    timed ext4 bash -c "'$work/ctrlift' export -q -i '$edisk' --layer-dirs '$lowers' - | cat >/dev/null"
+    timed mount bash -c "
+      loop=\$(losetup -r -f --show -o '$offset' --sizelimit '$size' '$xdisk')
+      mount -t xfs -o ro,norecovery \$loop '$mnt/x/fs'
+      (cd '$mnt/x/fs/$snap' && mount -t overlay -o 'ro,lowerdir=3/fs:2/fs:1/fs' overlay '$mnt/x/merged')
+      tar --sparse --xattrs -C '$mnt/x/merged' -cf - . | cat >/dev/null
+      umount '$mnt/x/merged'; umount '$mnt/x/fs'; losetup -d \$loop"
+    echo "run $i: ctrlift from XFS ${T_pipe}s, from ext4 ${T_ext4}s, XFS mount+tar ${T_mount}s: ext4/XFS $(awk -v a="$T_ext4" -v c="$T_pipe" 'BEGIN{printf "%.2f", a/c}')x, mount+tar/XFS $(awk -v a="$T_mount" -v c="$T_pipe" 'BEGIN{printf "%.2f", a/c}')x"
+  done
+  echo
+  printf "%-44s %10s %13s %11s %9s %10s\n" "best of $RUNS (MB/s of the tar stream)" "time" "throughput" "peak RSS" "/ctrlift" "CPU (u+s)"
+  row "ctrlift export from XFS, tar to a pipe" pipe "$tarbytes"
+  row "ctrlift export from ext4, tar to a pipe" ext4 "$tarbytes"
+  row "XFS loop+overlay mount, tar --sparse, umount" mount "$tarbytes"
+}
+
 echo "bench: $(nproc) cores; /ctrlift: how many times longer than ctrlift export to a pipe the row takes"
 for c in $CASES; do
   case $c in
   many) bench_case many "${MANY_LAYERS:-71}" "${MANY_FILES:-30000}" "${MANY_BYTES:-250000000}" ;;
   wide) bench_case wide 3 "${FILES:-100000}" "${BYTES:-2000000000}" ;;
-  *) echo "bench: unknown case $c (many, wide)" >&2; exit 2 ;;
+  xfs) xfs_case "${FILES:-100000}" "${BYTES:-2000000000}" ;;
+  *) echo "bench: unknown case $c (many, wide, xfs)" >&2; exit 2 ;;
   esac
 done

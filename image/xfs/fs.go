@@ -90,6 +90,9 @@ type FS struct {
 
 	inodes inodeCache
 	dirs   dirCache
+
+	shareOnce  sync.Once
+	shareBound int64 // sharingBound's result
 }
 
 // Open opens the filesystem image at path read-only.

@@ -153,23 +153,36 @@ func (f *FS) readInode(num uint64, withXattrs bool) (*Inode, error) {
 	return in, nil
 }
 
-// inodeCache keeps recently read inode cluster blocks: a walk reads inodes
-// in runs, so one read serves all the inodes of a block.
+// inodeCache keeps recently read inode clusters: a walk reads inodes in
+// runs, and inodes are allocated in chunks of 64, so one read of a
+// cluster serves many inodes.
 type inodeCache struct {
 	mu     sync.Mutex
 	blocks map[int64][]byte
 	order  []int64
 }
 
-const inodeCacheBlocks = 256
+const (
+	inodeCacheBlocks = 256
+	// inodeClusterSize is what one read of inodes covers: the kernel's
+	// inode cluster for 512-byte inodes (8 KiB per 256 bytes of inode),
+	// or a block when blocks are larger.
+	inodeClusterSize = 16 << 10
+)
 
 func (c *inodeCache) get(f *FS, off int64, ino uint64) ([]byte, error) {
-	blkOff := off &^ (f.blockSize - 1)
+	cluster := max(f.blockSize, inodeClusterSize)
+	blkOff := off &^ (cluster - 1)
+	// Within the image: near its end a cluster shrinks to the block.
+	if blkOff+cluster > f.size {
+		cluster = f.blockSize
+		blkOff = off &^ (cluster - 1)
+	}
 	c.mu.Lock()
 	b, ok := c.blocks[blkOff]
 	c.mu.Unlock()
 	if !ok {
-		b = make([]byte, f.blockSize)
+		b = make([]byte, cluster)
 		if err := f.readAt(b, blkOff, "inode", ino); err != nil {
 			return nil, err
 		}

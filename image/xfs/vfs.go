@@ -81,11 +81,12 @@ func (f *FS) Open(in *vfs.Inode) (vfs.File, error) {
 	return f.OpenInode(x)
 }
 
-// DataBound is the filesystem's size, or 0 with reflink: then files may
-// share blocks, and the data of all files may exceed the filesystem.
+// DataBound is what all files together may map: the filesystem's size,
+// plus with reflink the sharing its refcount B+trees record
+// (sharingBound).
 func (f *FS) DataBound() int64 {
 	if f.Reflink() {
-		return 0
+		return f.sharingBound()
 	}
 	return f.Size()
 }

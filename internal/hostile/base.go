@@ -113,6 +113,9 @@ type Base struct {
 	VHD      *VHDMap      // VHD footer, dynamic header and BAT
 	VHDX     *VHDXMap     // VHDX headers, region tables, metadata and BAT
 	LVM      *LVMMap      // an LVM2 PV: label, metadata areas and their text
+
+	XFS     *xfsGeom  // the XFS filesystem holding the data (FS is nil then)
+	XInodes []*XInode // its inodes the mutations aim at
 }
 
 // ReadAt reads the pristine image.
@@ -168,6 +171,9 @@ func (b *Base) locate() error {
 	p, err := d.Select("")
 	if err == nil && p.VolumeGroup != "" {
 		return b.locateLVM(d, p) // a logical volume: its bytes are not in one place
+	}
+	if err == nil && p.FS.Type == image.FSXFS {
+		return b.locateXFS(p)
 	}
 	if err != nil || !image.IsExt(p.FS.Type) {
 		if b.Kind == KindTable {

@@ -66,6 +66,17 @@ var Classes = []Class{
 	// (deep nesting, huge numbers, segment maps past the device, loops).
 	{Name: "lvm-label", Weight: 2, Applies: hasLVM, Gen: genLVMLabel},
 	{Name: "lvm-metadata", Weight: 4, Applies: hasLVM, Gen: genLVMMetadata},
+	// XFS, on the EKS-like node (testdata/images/xfs/eks-node.raw.zst).
+	{Name: "xfs-superblock", Weight: 2, Applies: hasXFS, Gen: genXFSSuperblock},
+	{Name: "xfs-ag", Weight: 2, Applies: hasXFS, Gen: genXFSAG},
+	{Name: "xfs-inode", Weight: 2, Applies: hasXFS, Gen: genXFSInode},
+	{Name: "xfs-extents", Weight: 2, Applies: hasXFS, Gen: genXFSExtents},
+	{Name: "xfs-btree", Weight: 2, Applies: hasXFS, Gen: genXFSBtree},
+	{Name: "xfs-dir", Weight: 2, Applies: hasXFS, Gen: genXFSDir},
+	{Name: "xfs-attr", Weight: 2, Applies: hasXFS, Gen: genXFSAttr},
+	{Name: "xfs-symlink", Weight: 2, Applies: hasXFS, Gen: genXFSSymlink},
+	{Name: "xfs-amplify", Weight: 2, Applies: hasXFS, Gen: genXFSAmplify},
+	{Name: "xfs-log", Weight: 2, Applies: hasXFS, Gen: genXFSLog},
 }
 
 // AppliesTo reports whether class c aims at base b: a class without

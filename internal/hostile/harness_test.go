@@ -335,6 +335,9 @@ func TestClassesAim(t *testing.T) {
 		case "cstorage-json", "cstorage-links", "podman-bolt":
 			want = "podman-disk"
 		}
+		if strings.HasPrefix(c.Name, "xfs-") {
+			want = "xfs-default"
+		}
 		if f, ok := strings.CutPrefix(want, "ev-"); ok {
 			if tool := EvidenceToolsMissing(f); tool != "" {
 				t.Logf("class %s: skipped, %s not installed", c.Name, tool)
