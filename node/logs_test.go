@@ -190,7 +190,7 @@ func TestLogsEndlessLine(t *testing.T) {
 	const dir = "var/log/pods/blog_web-1_uid-1/web"
 	files := map[string]string{dir + "/0.log": "2026-11-27T09:00:00Z stdout F before\n" +
 		strings.Repeat("\x00", 3*maxLogLine) + "\n2026-11-27T09:00:01Z stdout F after\n"}
-	n := logTree(t, "var/lib/containerd", files, webContainers("/"+dir)[:1])
+	n := logTree(t, "var/lib/containerd", files, webContainers("/" + dir)[:1])
 	var got []string
 	if _, err := n.Logs("c0aaaa", LogOptions{}, func(l *LogLine) error { got = append(got, l.Text); return nil }); err != nil {
 		t.Fatal(err)
