@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"path"
 	"time"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // CRIO is what CRI-O wrote into a container's userdata/config.json (the
@@ -60,7 +62,7 @@ const (
 // container of another tool (Podman's spec has no CRI-O annotations).
 func readCRIO(fsys fs.FS, userdata string) (*CRIO, string) {
 	name := path.Join(userdata, "config.json")
-	b, err := readFile(fsys, name, MaxConfigFile)
+	b, err := overlaystore.ReadFile(fsys, name, MaxConfigFile)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, ""

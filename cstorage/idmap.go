@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/ctrlift/ctrlift/image/ext4"
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 	"github.com/ctrlift/ctrlift/vfs"
 )
 
@@ -63,7 +64,7 @@ func readIDMap(fsys fs.FS, ref StoreRef, warn func(string)) *IDMap {
 	etc := "etc"
 	var found []string
 	passwdOK := false
-	if b, err := readFile(fsys, path.Join(etc, "passwd"), maxAccountFile); err == nil {
+	if b, err := overlaystore.ReadFile(fsys, path.Join(etc, "passwd"), maxAccountFile); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Split(line, ":")
 			if len(f) >= 4 && f[0] == ref.User {
@@ -81,7 +82,7 @@ func readIDMap(fsys fs.FS, ref StoreRef, warn func(string)) *IDMap {
 		m.UID = m.HomeUID
 	}
 	sub := func(name string) (uint32, uint32, bool) {
-		b, err := readFile(fsys, path.Join(etc, name), maxAccountFile)
+		b, err := overlaystore.ReadFile(fsys, path.Join(etc, name), maxAccountFile)
 		if err != nil {
 			return 0, 0, false
 		}
@@ -93,7 +94,7 @@ func readIDMap(fsys fs.FS, ref StoreRef, warn func(string)) *IDMap {
 			start, err1 := strconv.ParseUint(f[1], 10, 32)
 			count, err2 := strconv.ParseUint(f[2], 10, 32)
 			if err1 != nil || err2 != nil || count == 0 || start+count > 1<<32 {
-				warn(fmt.Sprintf("%s: entry %q is not user:start:count", path.Join(etc, name), truncate(line)))
+				warn(fmt.Sprintf("%s: entry %q is not user:start:count", path.Join(etc, name), overlaystore.Truncate(line)))
 				return 0, 0, false
 			}
 			found = append(found, path.Join(etc, name))

@@ -1,11 +1,11 @@
 package cstorage
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
-	"strings"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // chain maps a container's layer and its parents onto the overlay
@@ -15,7 +15,7 @@ import (
 // data, gives it instead.
 func (s *Store) chain(fsys fs.FS, top string) ([]LayerDir, error) {
 	if !ValidID(top) {
-		return nil, fmt.Errorf("layer id %q is not 64 hex digits", truncate(top))
+		return nil, fmt.Errorf("layer id %q is not 64 hex digits", overlaystore.Truncate(top))
 	}
 	base := path.Join(s.Root, "overlay")
 	if s.layerByID[top] == nil {
@@ -36,10 +36,10 @@ func (s *Store) chain(fsys fs.FS, top string) ([]LayerDir, error) {
 			return out, fmt.Errorf("layer %s: parent %s has no record in layers.json", top, id)
 		}
 		if !ValidID(id) {
-			return out, fmt.Errorf("layer %s: parent id %q is not 64 hex digits", top, truncate(id))
+			return out, fmt.Errorf("layer %s: parent id %q is not 64 hex digits", top, overlaystore.Truncate(id))
 		}
 		dir := path.Join(base, id, "diff")
-		if !isDir(fsys, dir) {
+		if !overlaystore.IsDir(fsys, dir) {
 			return out, fmt.Errorf("layer %s: %s is not a directory on the disk", id, dir)
 		}
 		if l.Incomplete {
@@ -60,89 +60,17 @@ func (s *Store) chain(fsys fs.FS, top string) ([]LayerDir, error) {
 // matched with the layers' link files.
 func (s *Store) lowerChain(fsys fs.FS, base, top string) ([]LayerDir, error) {
 	dir := path.Join(base, top, "diff")
-	if !isDir(fsys, dir) {
+	if !overlaystore.IsDir(fsys, dir) {
 		return nil, fmt.Errorf("layer %s: no record in layers.json and %s is not a directory on the disk", top, dir)
 	}
-	out := []LayerDir{{ID: top, Dir: dir, Kind: "container"}}
-	lowerPath := path.Join(base, top, "lower")
-	b, err := readFile(fsys, lowerPath, maxLowerFile)
+	lowers, err := overlaystore.ReadLower(fsys, base, top, ValidID, overlaystore.Limits{
+		LowerFile: maxLowerFile, LinkFile: maxSmallFile, Layers: maxLayers - 1, Entries: maxRecords})
 	if err != nil {
-		if isNotExist(err) {
-			return out, nil
-		}
 		return nil, err
 	}
-	var links map[string]string
-	for _, e := range strings.Split(strings.TrimSpace(string(b)), ":") {
-		if len(out) >= maxLayers {
-			return nil, fmt.Errorf("%s: more than %d layers", lowerPath, maxLayers)
-		}
-		short, ok := strings.CutPrefix(e, "l/")
-		if !ok || !validName(short) {
-			return nil, fmt.Errorf("%s: entry %q is not l/<link>", lowerPath, truncate(e))
-		}
-		id, err := LinkTarget(fsys, base, short)
-		if err != nil {
-			if links == nil {
-				links = linkFiles(fsys, base)
-			}
-			var found bool
-			if id, found = links[short]; !found {
-				return nil, fmt.Errorf("%s: link %s: %w", lowerPath, short, err)
-			}
-		}
-		d := path.Join(base, id, "diff")
-		if !isDir(fsys, d) {
-			return nil, fmt.Errorf("layer %s (link %s): %s is not a directory on the disk", id, short, d)
-		}
-		out = append(out, LayerDir{ID: id, Dir: d, Kind: "image"})
+	out := []LayerDir{{ID: top, Dir: dir, Kind: "container"}}
+	for _, l := range lowers {
+		out = append(out, LayerDir{ID: l.ID, Dir: l.Dir, Kind: "image"})
 	}
 	return out, nil
 }
-
-// LinkTarget reads overlay/l/<short>, a symlink to ../<id>/diff, as data
-// and returns <id>. short must be one path component.
-func LinkTarget(fsys fs.FS, base, short string) (string, error) {
-	if !validName(short) {
-		return "", fmt.Errorf("link name %q is not a name", truncate(short))
-	}
-	t, err := fs.ReadLink(fsys, path.Join(base, "l", short))
-	if err != nil {
-		return "", err
-	}
-	rest, ok := strings.CutPrefix(t, "../")
-	id, ok2 := strings.CutSuffix(rest, "/diff")
-	if !ok || !ok2 || !ValidID(id) {
-		return "", fmt.Errorf("link target %q is not ../<id>/diff", truncate(t))
-	}
-	return id, nil
-}
-
-// linkFiles maps each layer's short name (overlay/<id>/link) to its id.
-func linkFiles(fsys fs.FS, base string) map[string]string {
-	m := map[string]string{}
-	ents, err := fs.ReadDir(fsys, base)
-	if err != nil {
-		return m
-	}
-	for i, e := range ents {
-		if i >= maxRecords {
-			break
-		}
-		if !e.IsDir() || !ValidID(e.Name()) {
-			continue
-		}
-		b, err := readFile(fsys, path.Join(base, e.Name(), "link"), maxSmallFile)
-		if err != nil {
-			continue
-		}
-		if short := strings.TrimSpace(string(b)); validName(short) {
-			if _, dup := m[short]; !dup {
-				m[short] = e.Name()
-			}
-		}
-	}
-	return m
-}
-
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ctrlift/ctrlift/containerd/boltsafe"
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // PodmanState is what Podman's state database says about a store's
@@ -154,7 +155,7 @@ func decodePodman(dbPath string, root *boltsafe.Bucket) *PodmanState {
 	if ctrs := root.Bucket("ctr"); ctrs != nil {
 		for _, id := range ctrs.Buckets() {
 			if !ValidID(id) {
-				warn("container bucket %q is not an id, skipped", truncate(id))
+				warn("container bucket %q is not an id, skipped", overlaystore.Truncate(id))
 				continue
 			}
 			c, err := decodePodmanContainer(id, ctrs.Bucket(id))
@@ -176,7 +177,7 @@ func decodePodman(dbPath string, root *boltsafe.Bucket) *PodmanState {
 	if pods := root.Bucket("pod"); pods != nil {
 		for _, id := range pods.Buckets() {
 			if !ValidID(id) {
-				warn("pod bucket %q is not an id, skipped", truncate(id))
+				warn("pod bucket %q is not an id, skipped", overlaystore.Truncate(id))
 				continue
 			}
 			b := pods.Bucket(id)
@@ -207,7 +208,7 @@ func decodePodman(dbPath string, root *boltsafe.Bucket) *PodmanState {
 				MountPoint string `json:"mountPoint"`
 			}
 			if err := decodeDoc(vols.Bucket(name).Get("config"), &cfg); err != nil {
-				warn("volume %q: config: %v", truncate(name), err)
+				warn("volume %q: config: %v", overlaystore.Truncate(name), err)
 				continue
 			}
 			ps.Volumes[name] = &PodmanVolume{Name: name, Driver: cfg.Driver, MountPoint: cfg.MountPoint}
@@ -268,7 +269,7 @@ func decodePodmanContainer(id string, b *boltsafe.Bucket) (*PodmanContainer, err
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if cfg.ID != id {
-		return nil, fmt.Errorf("config names container %q", truncate(cfg.ID))
+		return nil, fmt.Errorf("config names container %q", overlaystore.Truncate(cfg.ID))
 	}
 	c := &PodmanContainer{ID: id, Name: cfg.Name, PodID: cfg.Pod, Infra: cfg.IsInfra, ImageID: cfg.RootfsImage,
 		ImageName: cfg.RootfsName, Command: cfg.Command, Labels: cfg.Labels, Created: cfg.Created, LogPath: cfg.LogPath,

@@ -22,12 +22,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // Limits on what is read from the disk.
@@ -206,7 +207,7 @@ func FindStores(fsys fs.FS, override string) ([]StoreRef, error) {
 	// RHCOS and Fedora CoreOS: /var of each ostree deployment.
 	if ents, err := fs.ReadDir(fsys, "ostree/deploy"); err == nil {
 		for i, e := range ents {
-			if i >= maxHomes || !e.IsDir() || !validName(e.Name()) {
+			if i >= maxHomes || !e.IsDir() || !overlaystore.ValidName(e.Name()) {
 				continue
 			}
 			add(StoreRef{Root: path.Join("ostree/deploy", e.Name(), "var/lib/containers/storage"), Kind: KindRootful})
@@ -245,7 +246,7 @@ func homes(fsys fs.FS, base string) []StoreRef {
 		if i >= maxHomes {
 			break
 		}
-		if !e.IsDir() || !validName(e.Name()) {
+		if !e.IsDir() || !overlaystore.ValidName(e.Name()) {
 			continue
 		}
 		home := path.Join(base, e.Name())
@@ -275,7 +276,7 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 	if s.Kind == KindRootless && ref.Home != "" {
 		s.IDMap = readIDMap(fsys, ref, s.warn)
 	}
-	if b, err := readFile(fsys, path.Join(ref.Root, "overlay", ".has-mount-program"), maxSmallFile); err == nil && strings.TrimSpace(string(b)) == "true" {
+	if b, err := overlaystore.ReadFile(fsys, path.Join(ref.Root, "overlay", ".has-mount-program"), maxSmallFile); err == nil && strings.TrimSpace(string(b)) == "true" {
 		// fuse-overlayfs also honours user.fuseoverlayfs.opaque and .wh.
 		// whiteout files, which the kernel's rules applied here do not.
 		s.MountProgram = true
@@ -294,7 +295,7 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 		}
 		for _, r := range recs {
 			if !ValidID(r.ID) {
-				s.warn(fmt.Sprintf("%s: layer id %q is not 64 hex digits, skipped", path.Join(ref.Root, "overlay-layers", f.name), truncate(r.ID)))
+				s.warn(fmt.Sprintf("%s: layer id %q is not 64 hex digits, skipped", path.Join(ref.Root, "overlay-layers", f.name), overlaystore.Truncate(r.ID)))
 				continue
 			}
 			if _, dup := s.layerByID[r.ID]; dup {
@@ -313,7 +314,7 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 	}
 	for _, r := range imgs {
 		if !ValidID(r.ID) {
-			s.warn(fmt.Sprintf("%s: image id %q is not 64 hex digits, skipped", path.Join(ref.Root, "overlay-images/images.json"), truncate(r.ID)))
+			s.warn(fmt.Sprintf("%s: image id %q is not 64 hex digits, skipped", path.Join(ref.Root, "overlay-images/images.json"), overlaystore.Truncate(r.ID)))
 			continue
 		}
 		s.Images = append(s.Images, Image{ID: r.ID, Digest: r.Digest, Names: r.Names, TopLayer: r.Layer, Created: r.Created})
@@ -333,7 +334,7 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 		}
 		for _, r := range recs {
 			if !ValidID(r.ID) {
-				s.warn(fmt.Sprintf("%s: container id %q is not 64 hex digits, skipped", file, truncate(r.ID)))
+				s.warn(fmt.Sprintf("%s: container id %q is not 64 hex digits, skipped", file, overlaystore.Truncate(r.ID)))
 				continue
 			}
 			if seen[r.ID] {
@@ -411,7 +412,7 @@ func (s *Store) container(fsys fs.FS, r containerRecord, volatile bool) Containe
 	if json.Unmarshal([]byte(r.Metadata), &md) == nil {
 		c.ImageName = md.ImageName
 	}
-	if ud := path.Join(s.Root, "overlay-containers", r.ID, "userdata"); isDir(fsys, ud) {
+	if ud := path.Join(s.Root, "overlay-containers", r.ID, "userdata"); overlaystore.IsDir(fsys, ud) {
 		c.UserData = ud
 		c.CRIO, c.ConfigError = readCRIO(fsys, ud)
 	}
@@ -429,7 +430,7 @@ func (s *Store) container(fsys fs.FS, r containerRecord, volatile bool) Containe
 // readRecords decodes a store file, a JSON array of records, of at most
 // MaxStoreFile bytes and maxRecords records.
 func readRecords[T any](fsys fs.FS, name string, out *[]T) error {
-	b, err := readFile(fsys, name, MaxStoreFile)
+	b, err := overlaystore.ReadFile(fsys, name, MaxStoreFile)
 	if err != nil {
 		return err
 	}
@@ -481,59 +482,4 @@ func ValidID(s string) bool {
 		}
 	}
 	return true
-}
-
-// validName says whether s is one directory entry name: no separator,
-// not "." or "..", printable ASCII.
-func validName(s string) bool {
-	if s == "" || s == "." || s == ".." || len(s) > 255 {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.', r == '@', r == '+':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func isDir(fsys fs.FS, name string) bool {
-	st, err := fs.Stat(fsys, name)
-	return err == nil && st.IsDir()
-}
-
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
-
-// readFile reads a regular file of at most limit bytes.
-func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", name, st.Mode().Type())
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes exceeds the %d-byte limit", name, st.Size(), limit)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: more than %d bytes", name, limit)
-	}
-	return b, nil
 }

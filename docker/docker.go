@@ -12,13 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // Limits on what is read from the disk.
@@ -72,22 +73,17 @@ func FindRoot(fsys fs.FS, override string) (string, error) {
 		if !fs.ValidPath(p) {
 			return "", &RootNotFoundError{Searched: []string{override}, Override: true, Reason: "the path leaves the filesystem root"}
 		}
-		if !isDir(fsys, path.Join(p, "containers")) {
+		if !overlaystore.IsDir(fsys, path.Join(p, "containers")) {
 			return "", &RootNotFoundError{Searched: []string{p}, Override: true, Reason: "no containers directory"}
 		}
 		return p, nil
 	}
 	for _, c := range rootCandidates {
-		if isDir(fsys, path.Join(c, "containers")) && isDir(fsys, path.Join(c, "image")) {
+		if overlaystore.IsDir(fsys, path.Join(c, "containers")) && overlaystore.IsDir(fsys, path.Join(c, "image")) {
 			return c, nil
 		}
 	}
 	return "", &RootNotFoundError{Searched: slices.Clone(rootCandidates)}
-}
-
-func isDir(fsys fs.FS, name string) bool {
-	st, err := fs.Stat(fsys, name)
-	return err == nil && st.IsDir()
 }
 
 // State is everything read from one Docker root.
@@ -210,7 +206,7 @@ func ValidID(s string) bool {
 func readContainer(fsys fs.FS, root, id string, warn func(string)) (*Container, error) {
 	dir := path.Join(root, "containers", id)
 	cfgPath := path.Join(dir, "config.v2.json")
-	b, err := readFile(fsys, cfgPath, MaxConfigSize)
+	b, err := overlaystore.ReadFile(fsys, cfgPath, MaxConfigSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, err1 := fs.Stat(fsys, path.Join(dir, "config.json")); err1 == nil {
@@ -227,7 +223,7 @@ func readContainer(fsys fs.FS, root, id string, warn func(string)) (*Container, 
 		return nil, fmt.Errorf("%s: names container %q, not its directory's %s", cfgPath, c.ID, id)
 	}
 	hcPath := path.Join(dir, "hostconfig.json")
-	if hb, err := readFile(fsys, hcPath, MaxConfigSize); err == nil {
+	if hb, err := overlaystore.ReadFile(fsys, hcPath, MaxConfigSize); err == nil {
 		if err := c.parseHostConfig(hb); err != nil {
 			warn(hcPath + ": " + err.Error())
 		}
@@ -302,7 +298,7 @@ func ParseConfig(b []byte) (*Container, error) {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
 	if !ValidID(cfg.ID) {
-		return nil, fmt.Errorf("container id %q is not 64 hex digits", truncate(cfg.ID))
+		return nil, fmt.Errorf("container id %q is not 64 hex digits", overlaystore.Truncate(cfg.ID))
 	}
 	c := &Container{
 		ID:             cfg.ID,
@@ -387,38 +383,4 @@ func parseTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t
-}
-
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
-
-// readFile reads a regular file of at most limit bytes.
-func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", name, st.Mode().Type())
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes exceeds the %d-byte limit", name, st.Size(), limit)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: more than %d bytes", name, limit)
-	}
-	return b, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // Limits on the image store read.
@@ -72,7 +74,7 @@ func LoadImages(fsys fs.FS, root string) ([]Image, []string, error) {
 	var out []Image
 	var warns []string
 	for _, d := range drivers {
-		if !d.IsDir() || !validName(d.Name()) {
+		if !d.IsDir() || !overlaystore.ValidName(d.Name()) {
 			continue
 		}
 		imgs, w := loadDriverImages(fsys, path.Join(root, "image", d.Name()), d.Name())
@@ -113,7 +115,7 @@ func loadDriverImages(fsys fs.FS, dir, driver string) ([]Image, []string) {
 			continue
 		}
 		p := path.Join(content, e.Name())
-		b, err := readFile(fsys, p, MaxImageConfig)
+		b, err := overlaystore.ReadFile(fsys, p, MaxImageConfig)
 		if err != nil {
 			warns = append(warns, err.Error())
 			continue
@@ -133,7 +135,7 @@ func loadDriverImages(fsys fs.FS, dir, driver string) ([]Image, []string) {
 		if img.DiffIDs == nil {
 			img.DiffIDs = []string{}
 		}
-		if b, err := readFile(fsys, path.Join(dir, "imagedb", "metadata", "sha256", e.Name(), "parent"), maxSmallFile); err == nil {
+		if b, err := overlaystore.ReadFile(fsys, path.Join(dir, "imagedb", "metadata", "sha256", e.Name(), "parent"), maxSmallFile); err == nil {
 			parent := strings.TrimSpace(string(b))
 			if h, ok := strings.CutPrefix(parent, "sha256:"); ok && ValidID(h) {
 				img.Parent = parent
@@ -168,7 +170,7 @@ func chainSize(fsys fs.FS, layerdb string, diffIDs []string) (string, int64) {
 		if size < 0 {
 			continue
 		}
-		b, err := readFile(fsys, path.Join(layerdb, hexID, "size"), maxSmallFile)
+		b, err := overlaystore.ReadFile(fsys, path.Join(layerdb, hexID, "size"), maxSmallFile)
 		if err != nil {
 			size = -1
 			continue
@@ -187,7 +189,7 @@ func chainSize(fsys fs.FS, layerdb string, diffIDs []string) (string, int64) {
 // Refs with "@" are digests, the others tags.
 func readRepositories(fsys fs.FS, p string) (tags, digests map[string][]string, err error) {
 	tags, digests = map[string][]string{}, map[string][]string{}
-	b, err := readFile(fsys, p, MaxRepositories)
+	b, err := overlaystore.ReadFile(fsys, p, MaxRepositories)
 	if err != nil {
 		return tags, digests, err
 	}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // Drivers whose layer chains Load maps onto directories.
@@ -20,31 +22,15 @@ var unsupportedDrivers = map[string]string{
 	"windowsfilter": "Windows layers are not read",
 }
 
-// validName says whether s names one directory entry written by the
-// daemon: no separator, not "." or "..", printable ASCII.
-func validName(s string) bool {
-	if s == "" || s == "." || s == ".." || len(s) > 255 {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // readID reads a one-line id file (mount-id, lower-id, link).
 func readID(fsys fs.FS, name string) (string, error) {
-	b, err := readFile(fsys, name, maxSmallFile)
+	b, err := overlaystore.ReadFile(fsys, name, maxSmallFile)
 	if err != nil {
 		return "", err
 	}
 	id := strings.TrimSpace(string(b))
-	if !validName(id) {
-		return "", fmt.Errorf("%s: %q is not a layer id", name, truncate(id))
+	if !overlaystore.ValidName(id) {
+		return "", fmt.Errorf("%s: %q is not a layer id", name, overlaystore.Truncate(id))
 	}
 	return id, nil
 }
@@ -62,8 +48,8 @@ func chain(fsys fs.FS, root, driver, id string) ([]Layer, string, error) {
 		}
 		return nil, "", fmt.Errorf("storage driver %s is not supported: %s", driver, why)
 	}
-	if !validName(driver) {
-		return nil, "", fmt.Errorf("storage driver %q is not a name", truncate(driver))
+	if !overlaystore.ValidName(driver) {
+		return nil, "", fmt.Errorf("storage driver %q is not a name", overlaystore.Truncate(driver))
 	}
 	mid, err := readID(fsys, path.Join(root, "image", driver, "layerdb", "mounts", id, "mount-id"))
 	if err != nil {
@@ -86,87 +72,24 @@ func chain(fsys fs.FS, root, driver, id string) ([]Layer, string, error) {
 func overlay2Chain(fsys fs.FS, root, mid string) ([]Layer, error) {
 	base := path.Join(root, "overlay2")
 	top := path.Join(base, mid, "diff")
-	if !isDir(fsys, top) {
+	if !overlaystore.IsDir(fsys, top) {
 		return nil, fmt.Errorf("writable layer %s: not a directory on the disk", top)
 	}
-	ls := []Layer{{ID: mid, Dir: top, Driver: "overlay2", Kind: "container"}}
-	lowerPath := path.Join(base, mid, "lower")
-	b, err := readFile(fsys, lowerPath, maxLowerFile)
+	// A container on no image (FROM scratch with nothing) has no lower file.
+	lowers, err := overlaystore.ReadLower(fsys, base, mid, overlaystore.ValidName, overlaystore.Limits{
+		LowerFile: maxLowerFile, LinkFile: maxSmallFile, Layers: maxLayers - 1, Entries: maxContainers * 4})
 	if err != nil {
-		if isNotExist(err) {
-			return ls, nil // a container on no image (FROM scratch with nothing)
-		}
 		return nil, err
 	}
-	var links map[string]string // short name -> layer id, from the link files
-	for _, e := range strings.Split(strings.TrimSpace(string(b)), ":") {
-		if len(ls) >= maxLayers {
-			return nil, fmt.Errorf("%s: more than %d layers", lowerPath, maxLayers)
-		}
-		short, ok := strings.CutPrefix(e, "l/")
-		if !ok || !validName(short) {
-			return nil, fmt.Errorf("%s: entry %q is not l/<link>", lowerPath, truncate(e))
-		}
-		lid, err := linkTarget(fsys, base, short)
-		if err != nil {
-			if links == nil {
-				links = linkFiles(fsys, base)
-			}
-			var found bool
-			if lid, found = links[short]; !found {
-				return nil, fmt.Errorf("%s: link %s: %w", lowerPath, short, err)
-			}
-		}
-		dir := path.Join(base, lid, "diff")
-		if !isDir(fsys, dir) {
-			return nil, fmt.Errorf("layer %s (link %s): not a directory on the disk", dir, short)
-		}
+	ls := []Layer{{ID: mid, Dir: top, Driver: "overlay2", Kind: "container"}}
+	for _, l := range lowers {
 		kind := "image"
-		if strings.HasSuffix(lid, "-init") {
+		if strings.HasSuffix(l.ID, "-init") {
 			kind = "init"
 		}
-		ls = append(ls, Layer{ID: lid, Dir: dir, Driver: "overlay2", Kind: kind})
+		ls = append(ls, Layer{ID: l.ID, Dir: l.Dir, Driver: "overlay2", Kind: kind})
 	}
 	return ls, nil
-}
-
-// linkTarget reads overlay2/l/<short>, a symlink to ../<id>/diff, as
-// data, and returns <id>.
-func linkTarget(fsys fs.FS, base, short string) (string, error) {
-	t, err := fs.ReadLink(fsys, path.Join(base, "l", short))
-	if err != nil {
-		return "", err
-	}
-	rest, ok := strings.CutPrefix(t, "../")
-	id, ok2 := strings.CutSuffix(rest, "/diff")
-	if !ok || !ok2 || !validName(id) {
-		return "", fmt.Errorf("link target %q is not ../<id>/diff", truncate(t))
-	}
-	return id, nil
-}
-
-// linkFiles maps each layer's short link name (overlay2/<id>/link) to its
-// id: what the l/ symlinks say, for a copy that lost them.
-func linkFiles(fsys fs.FS, base string) map[string]string {
-	m := map[string]string{}
-	ents, err := fs.ReadDir(fsys, base)
-	if err != nil {
-		return m
-	}
-	for i, e := range ents {
-		if i >= maxContainers*4 {
-			break
-		}
-		if !e.IsDir() || e.Name() == "l" || !validName(e.Name()) {
-			continue
-		}
-		if short, err := readID(fsys, path.Join(base, e.Name(), "link")); err == nil {
-			if _, dup := m[short]; !dup {
-				m[short] = e.Name()
-			}
-		}
-	}
-	return m
 }
 
 // overlayChain: the legacy overlay driver keeps a container's changes in
@@ -175,8 +98,8 @@ func linkFiles(fsys fs.FS, base string) map[string]string {
 func overlayChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 	base := path.Join(root, "overlay")
 	top := path.Join(base, mid, "upper")
-	if !isDir(fsys, top) {
-		if r := path.Join(base, mid, "root"); isDir(fsys, r) {
+	if !overlaystore.IsDir(fsys, top) {
+		if r := path.Join(base, mid, "root"); overlaystore.IsDir(fsys, r) {
 			return []Layer{{ID: mid, Dir: r, Driver: "overlay", Kind: "image"}}, nil
 		}
 		return nil, fmt.Errorf("writable layer %s: not a directory on the disk", top)
@@ -184,13 +107,13 @@ func overlayChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 	ls := []Layer{{ID: mid, Dir: top, Driver: "overlay", Kind: "container"}}
 	lid, err := readID(fsys, path.Join(base, mid, "lower-id"))
 	if err != nil {
-		if isNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return ls, nil
 		}
 		return nil, err
 	}
 	r := path.Join(base, lid, "root")
-	if !isDir(fsys, r) {
+	if !overlaystore.IsDir(fsys, r) {
 		return nil, fmt.Errorf("image layer %s: not a directory on the disk", r)
 	}
 	return append(ls, Layer{ID: lid, Dir: r, Driver: "overlay", Kind: "image"}), nil
@@ -202,14 +125,14 @@ func overlayChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 func aufsChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 	base := path.Join(root, "aufs")
 	top := path.Join(base, "diff", mid)
-	if !isDir(fsys, top) {
+	if !overlaystore.IsDir(fsys, top) {
 		return nil, fmt.Errorf("writable layer %s: not a directory on the disk", top)
 	}
 	ls := []Layer{{ID: mid, Dir: top, Driver: "aufs", Kind: "container"}}
 	listPath := path.Join(base, "layers", mid)
-	b, err := readFile(fsys, listPath, maxLowerFile)
+	b, err := overlaystore.ReadFile(fsys, listPath, maxLowerFile)
 	if err != nil {
-		if isNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return ls, nil
 		}
 		return nil, err
@@ -222,14 +145,14 @@ func aufsChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 		if len(ls) >= maxLayers {
 			return nil, fmt.Errorf("%s: more than %d layers", listPath, maxLayers)
 		}
-		if !validName(id) {
-			return nil, fmt.Errorf("%s: %q is not a layer id", listPath, truncate(id))
+		if !overlaystore.ValidName(id) {
+			return nil, fmt.Errorf("%s: %q is not a layer id", listPath, overlaystore.Truncate(id))
 		}
 		if id == mid {
 			return nil, fmt.Errorf("%s: names the layer itself (a chain that cycles)", listPath)
 		}
 		dir := path.Join(base, "diff", id)
-		if !isDir(fsys, dir) {
+		if !overlaystore.IsDir(fsys, dir) {
 			return nil, fmt.Errorf("layer %s: not a directory on the disk", dir)
 		}
 		kind := "image"
@@ -240,5 +163,3 @@ func aufsChain(fsys fs.FS, root, mid string) ([]Layer, error) {
 	}
 	return ls, nil
 }
-
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/ctrlift/ctrlift/internal/overlaystore"
 )
 
 // Log drivers whose files Docker keeps under the container's directory.
@@ -65,7 +67,7 @@ var (
 // fluentd, none, ...) are refused by name.
 func LogFiles(fsys fs.FS, root string, c *Container) ([]LogFile, error) {
 	if !ValidID(c.ID) {
-		return nil, fmt.Errorf("container id %q is not 64 hex digits", truncate(c.ID))
+		return nil, fmt.Errorf("container id %q is not 64 hex digits", overlaystore.Truncate(c.ID))
 	}
 	driver := c.LogDriver
 	if driver == "" {
@@ -355,7 +357,7 @@ func parseLogEntry(b []byte) (*LogRecord, error) {
 		}
 	}
 	if rec.Stream != "stdout" && rec.Stream != "stderr" {
-		return nil, fmt.Errorf("source %q is not stdout or stderr", truncate(rec.Stream))
+		return nil, fmt.Errorf("source %q is not stdout or stderr", overlaystore.Truncate(rec.Stream))
 	}
 	// The last piece of a split line ends it; a partial record without
 	// metadata is output that never got its line end.
