@@ -1,7 +1,7 @@
 // Package docker reads Docker Engine's on-disk state from a filesystem
 // image: each container's containers/<id>/config.v2.json and
-// hostconfig.json, and its layer chain under the overlay2 (or legacy
-// overlay) storage driver. Nothing is executed or mounted; every file is
+// hostconfig.json (config.json before Docker 1.10), and its layer chain
+// under the overlay2, legacy overlay or aufs storage driver. Nothing is executed or mounted; every file is
 // read with a size limit and no symlink on the disk is ever followed (the
 // overlay2 l/ links are read as data).
 //
@@ -58,12 +58,12 @@ func (e *RootNotFoundError) Error() string {
 	if e.Override {
 		return fmt.Sprintf("docker root %s: %s", e.Searched[0], e.Reason)
 	}
-	return fmt.Sprintf("no docker root found (no containers/ with an image/ beside it under any of: %s)", strings.Join(e.Searched, ", "))
+	return fmt.Sprintf("no docker root found (no containers/ with an image/ or, before Docker 1.10, a graph/ beside it under any of: %s)", strings.Join(e.Searched, ", "))
 }
 
 // FindRoot returns the Docker root on fsys: override when set (it must
-// hold containers/), else the first candidate that holds both containers/
-// and image/ directories.
+// hold containers/), else the first candidate that holds containers/ and
+// image/ (Docker 1.10 and later) or graph/ (before 1.10) directories.
 func FindRoot(fsys fs.FS, override string) (string, error) {
 	if override != "" {
 		p := path.Clean(strings.TrimLeft(override, "/"))
@@ -79,7 +79,8 @@ func FindRoot(fsys fs.FS, override string) (string, error) {
 		return p, nil
 	}
 	for _, c := range rootCandidates {
-		if overlaystore.IsDir(fsys, path.Join(c, "containers")) && overlaystore.IsDir(fsys, path.Join(c, "image")) {
+		if overlaystore.IsDir(fsys, path.Join(c, "containers")) &&
+			(overlaystore.IsDir(fsys, path.Join(c, "image")) || overlaystore.IsDir(fsys, path.Join(c, "graph"))) {
 			return c, nil
 		}
 	}
@@ -134,7 +135,11 @@ type Container struct {
 	Layers      []Layer `json:"layers"`             // top (writable) first
 	LayersError string  `json:"layers_error,omitempty"`
 
-	Config     json.RawMessage `json:"config,omitempty"`     // config.v2.json as on disk
+	// Legacy: the layout before Docker 1.10 (containers/<id>/config.json,
+	// images in graph/, the writable layer named by the container id).
+	Legacy bool `json:"legacy_layout,omitempty"`
+
+	Config     json.RawMessage `json:"config,omitempty"`     // config.v2.json (config.json) as on disk
 	HostConfig json.RawMessage `json:"hostconfig,omitempty"` // hostconfig.json as on disk
 }
 
@@ -207,12 +212,16 @@ func readContainer(fsys fs.FS, root, id string, warn func(string)) (*Container, 
 	dir := path.Join(root, "containers", id)
 	cfgPath := path.Join(dir, "config.v2.json")
 	b, err := overlaystore.ReadFile(fsys, cfgPath, MaxConfigSize)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, err1 := fs.Stat(fsys, path.Join(dir, "config.json")); err1 == nil {
-				return nil, fmt.Errorf("%s: only a Docker 1.x config.json, which is not read", dir)
-			}
+	legacy := false
+	if errors.Is(err, fs.ErrNotExist) {
+		// Before Docker 1.10 the same record, in the same shape for the
+		// fields read, was config.json.
+		v1 := path.Join(dir, "config.json")
+		if b1, err1 := overlaystore.ReadFile(fsys, v1, MaxConfigSize); !errors.Is(err1, fs.ErrNotExist) {
+			cfgPath, b, err, legacy = v1, b1, err1, true
 		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	c, err := ParseConfig(b)
@@ -222,6 +231,7 @@ func readContainer(fsys fs.FS, root, id string, warn func(string)) (*Container, 
 	if c.ID != id {
 		return nil, fmt.Errorf("%s: names container %q, not its directory's %s", cfgPath, c.ID, id)
 	}
+	c.Legacy = legacy
 	hcPath := path.Join(dir, "hostconfig.json")
 	if hb, err := overlaystore.ReadFile(fsys, hcPath, MaxConfigSize); err == nil {
 		if err := c.parseHostConfig(hb); err != nil {
@@ -230,7 +240,7 @@ func readContainer(fsys fs.FS, root, id string, warn func(string)) (*Container, 
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		warn(err.Error())
 	}
-	c.Layers, c.MountID, err = chain(fsys, root, c.Driver, id)
+	c.Layers, c.MountID, err = chain(fsys, root, c.Driver, id, legacy)
 	if err != nil {
 		c.LayersError = err.Error()
 	}

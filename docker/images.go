@@ -64,10 +64,14 @@ type imageConfig struct {
 }
 
 // LoadImages reads the image store of every storage driver under the
-// Docker root at root (image/<driver>/), sorted by id. Images that
+// Docker root at root (image/<driver>/; graph/ before Docker 1.10),
+// sorted by id. Images that
 // cannot be read are skipped with a warning.
 func LoadImages(fsys fs.FS, root string) ([]Image, []string, error) {
 	drivers, err := fs.ReadDir(fsys, path.Join(root, "image"))
+	if errors.Is(err, fs.ErrNotExist) && overlaystore.IsDir(fsys, path.Join(root, "graph")) {
+		return loadGraphImages(fsys, root)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("docker root %s: %w", root, err)
 	}

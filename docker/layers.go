@@ -36,8 +36,10 @@ func readID(fsys fs.FS, name string) (string, error) {
 }
 
 // chain maps container id's writable layer and its parents onto the
-// storage driver's directories, top first.
-func chain(fsys fs.FS, root, driver, id string) ([]Layer, string, error) {
+// storage driver's directories, top first. The layer store (image/) came
+// with Docker 1.10; before it (legacy), the writable layer's directory
+// was named by the container id.
+func chain(fsys fs.FS, root, driver, id string, legacy bool) ([]Layer, string, error) {
 	if driver == "" {
 		return nil, "", fmt.Errorf("no storage driver recorded")
 	}
@@ -51,11 +53,15 @@ func chain(fsys fs.FS, root, driver, id string) ([]Layer, string, error) {
 	if !overlaystore.ValidName(driver) {
 		return nil, "", fmt.Errorf("storage driver %q is not a name", overlaystore.Truncate(driver))
 	}
-	mid, err := readID(fsys, path.Join(root, "image", driver, "layerdb", "mounts", id, "mount-id"))
-	if err != nil {
-		return nil, "", fmt.Errorf("writable layer: %w", err)
+	mid := id
+	if !legacy {
+		var err error
+		if mid, err = readID(fsys, path.Join(root, "image", driver, "layerdb", "mounts", id, "mount-id")); err != nil {
+			return nil, "", fmt.Errorf("writable layer: %w", err)
+		}
 	}
 	var ls []Layer
+	var err error
 	switch driver {
 	case "overlay2":
 		ls, err = overlay2Chain(fsys, root, mid)

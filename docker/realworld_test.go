@@ -4,7 +4,9 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/ctrlift/ctrlift/image/tarfs"
 )
@@ -201,4 +203,88 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// aufs.v1: the layout before Docker 1.10 (config.json, graph/,
+// repositories-aufs, the writable layer named by the container id), with
+// the values docker-explorer's tests.py (TestAufsV1Storage) expects.
+func TestDockerExplorerAufsV1(t *testing.T) {
+	st := load(t, "aufs.v1.tgz")
+	if len(st.Containers) != 3 {
+		t.Fatalf("%d containers, want 3", len(st.Containers))
+	}
+	const id = "de44dd97cfd1c8d1c1aad7f75a435603991a7a39fa4f6b20a69bf4458809209c"
+	running := 0
+	for _, c := range st.Containers {
+		running += b2i(c.Running)
+		if !c.Legacy || c.LayersError != "" || len(c.Layers) != 4 {
+			t.Errorf("%s: legacy %v, layers %+v %q", c.ID, c.Legacy, c.Layers, c.LayersError)
+		}
+	}
+	if running != 1 {
+		t.Errorf("%d running, want 1", running)
+	}
+	c := byID(st, id)
+	if c == nil || c.Name != "angry_rosalind" || c.Image != "busybox" || !c.Running ||
+		c.ImageID != "1cee97b18f87b5fa91633db35f587e2c65c093facfa2cbbe83d5ebe06e1d9125" ||
+		c.Created.Format("2006-01-02T15:04:05.999999999Z07:00") != "2018-12-27T10:53:17.096746609Z" ||
+		c.StartedAt.Format("2006-01-02T15:04:05.999999Z07:00") != "2018-12-27T10:53:17.409426Z" ||
+		c.LogPath != "/var/lib/docker/containers/"+id+"/"+id+"-json.log" {
+		t.Fatalf("angry_rosalind: %+v", c)
+	}
+	// The branches of docker-explorer's aufs mount commands, in order: the
+	// container's, its -init, then the image's two layers.
+	want := []string{id, id + "-init", "1cee97b18f87b5fa91633db35f587e2c65c093facfa2cbbe83d5ebe06e1d9125",
+		"df557f39d413a1408f5c28d8aab2892f927237ec22e903ef04b331305130ab38"}
+	for i, l := range c.Layers {
+		if l.ID != want[i] || l.Dir != "docker/aufs/diff/"+want[i] || l.Driver != "aufs" {
+			t.Errorf("layer %d: %+v, want %s", i, l, want[i])
+		}
+	}
+	if c.MountID != id {
+		t.Errorf("mount id %q, want the container id", c.MountID)
+	}
+
+	imgs, warns, err := LoadImages(openTree(t, "aufs.v1.tgz"), "docker")
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("images: %v %v", err, warns)
+	}
+	var tagged []Image
+	for _, img := range imgs {
+		if !img.Intermediate {
+			tagged = append(tagged, img)
+		}
+	}
+	if len(imgs) != 2 || len(tagged) != 1 {
+		t.Fatalf("images %+v", imgs)
+	}
+	img := tagged[0]
+	if img.ID != want[2] || len(img.Tags) != 1 || img.Tags[0] != "busybox:latest" || img.Driver != "aufs" ||
+		img.Parent != want[3] || img.Created.Format("2006-01-02T15:04:05.999999999Z07:00") != "2018-12-26T08:20:42.831353376Z" || img.Size <= 0 {
+		t.Errorf("busybox: %+v", img)
+	}
+}
+
+// A graph whose parent chain cycles: each image's size is unknown (-1)
+// with a warning, nothing loops.
+func TestGraphImagesCycle(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	fsys := fstest.MapFS{
+		"graph/" + a + "/json":                       {Data: []byte(`{"id":"` + a + `","parent":"` + b + `"}`)},
+		"graph/" + a + "/layersize":                  {Data: []byte("10")},
+		"graph/" + b + "/json":                       {Data: []byte(`{"id":"` + b + `","parent":"` + a + `"}`)},
+		"graph/" + b + "/layersize":                  {Data: []byte("5")},
+		"graph/" + strings.Repeat("c", 64) + "/json": {Data: []byte(`{"id":"` + a + `"}`)},
+		"repositories-overlay":                       {Data: []byte(`{"Repositories":{"x":{"latest":"` + a + `","sha256:` + b + `":"` + b + `"}}}`)},
+	}
+	imgs, warns, err := LoadImages(fsys, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 2 || imgs[0].Size != -1 || imgs[1].Size != -1 || len(warns) != 3 {
+		t.Fatalf("images %+v, warnings %q", imgs, warns)
+	}
+	if imgs[0].Tags[0] != "x:latest" || imgs[1].Digests[0] != "x@sha256:"+b || imgs[0].Driver != "overlay" {
+		t.Errorf("names: %+v", imgs)
+	}
 }
