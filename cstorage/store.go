@@ -119,6 +119,13 @@ type Image struct {
 	Names    []string  `json:"names,omitempty"`
 	TopLayer string    `json:"layer,omitempty"`
 	Created  time.Time `json:"created,omitzero"`
+	// Size is what podman images shows: the layers' uncompressed size and
+	// the image's manifest, config and other big-data items; -1 when a
+	// layer's size is unknown.
+	Size         int64             `json:"size"`
+	Architecture string            `json:"architecture,omitempty"`
+	OS           string            `json:"os,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
 }
 
 // Container is one record of containers.json (or
@@ -317,7 +324,9 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 			s.warn(fmt.Sprintf("%s: image id %q is not 64 hex digits, skipped", path.Join(ref.Root, "overlay-images/images.json"), overlaystore.Truncate(r.ID)))
 			continue
 		}
-		s.Images = append(s.Images, Image{ID: r.ID, Digest: r.Digest, Names: r.Names, TopLayer: r.Layer, Created: r.Created})
+		img := Image{ID: r.ID, Digest: r.Digest, Names: r.Names, TopLayer: r.Layer, Created: r.Created}
+		s.describeImage(fsys, &img, r.BigData, r.BigDataSizes)
+		s.Images = append(s.Images, img)
 	}
 	seen := map[string]bool{}
 	for _, f := range []struct {
@@ -393,6 +402,10 @@ type imageRecord struct {
 	Names   []string  `json:"names"`
 	Layer   string    `json:"layer"`
 	Created time.Time `json:"created"`
+	BigData []string  `json:"big-data-names"`
+	// The size of each big-data item (manifest, config, signatures):
+	// podman images counts them in the image's size.
+	BigDataSizes map[string]int64 `json:"big-data-sizes"`
 }
 
 type containerRecord struct {

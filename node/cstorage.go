@@ -68,6 +68,7 @@ func (n *Node) loadCStorage(st *containerd.State, src *source) error {
 			n.warn(w)
 		}
 		cs.stores = append(cs.stores, s)
+		st.Images = append(st.Images, cstorageImages(s)...)
 		for i := range s.Containers {
 			c := &s.Containers[i]
 			r := cstorageRef{store: s, c: c}

@@ -173,7 +173,7 @@ func listImagesCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			head := []string{"NAMESPACE", "NAME", "MEDIA TYPE", "DIGEST", "SIZE", "CREATED", "LABELS"}
-			withRuntime := n.HasDocker() // as list containers: Docker's image store beside containerd's
+			withRuntime := n.HasDocker() || n.HasCStorage() // as list containers: other runtimes' image stores beside containerd's
 			if withRuntime {
 				head = append([]string{"RUNTIME"}, head...)
 			}
@@ -185,11 +185,7 @@ func listImagesCmd(g *globalFlags) *cobra.Command {
 					}
 					row := []string{i.Namespace, i.Name, i.Target.MediaType, p.short(i.Target.Digest), size, when(i.CreatedAt), labels(i.Labels)}
 					if withRuntime {
-						rt := node.RuntimeContainerd.String()
-						if i.Engine == node.EngineDocker {
-							rt = node.RuntimeDocker.String()
-						}
-						row = append([]string{rt}, row...)
+						row = append([]string{node.ImageRuntime(&i)}, row...)
 					}
 					return row
 				})
