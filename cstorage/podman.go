@@ -70,6 +70,7 @@ type PodmanContainer struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Created    time.Time         `json:"created,omitzero"`
 	LogPath    string            `json:"log_path,omitempty"`
+	LogDriver  string            `json:"log_driver,omitempty"` // k8s-file, journald, none, passthrough
 	Runtime    string            `json:"runtime,omitempty"`
 	Privileged bool              `json:"privileged,omitempty"`
 	Volumes    []NamedVolume     `json:"named_volumes,omitempty"`
@@ -240,6 +241,7 @@ type podmanConfig struct {
 	Labels       map[string]string `json:"labels"`
 	Created      time.Time         `json:"createdTime"`
 	LogPath      string            `json:"logPath"`
+	LogDriver    string            `json:"logDriver"`
 	Runtime      string            `json:"runtime"`
 	Privileged   bool              `json:"privileged"`
 	NamedVolumes []struct {
@@ -273,7 +275,7 @@ func decodePodmanContainer(id string, b *boltsafe.Bucket) (*PodmanContainer, err
 	}
 	c := &PodmanContainer{ID: id, Name: cfg.Name, PodID: cfg.Pod, Infra: cfg.IsInfra, ImageID: cfg.RootfsImage,
 		ImageName: cfg.RootfsName, Command: cfg.Command, Labels: cfg.Labels, Created: cfg.Created, LogPath: cfg.LogPath,
-		Runtime: cfg.Runtime, Privileged: cfg.Privileged, Spec: cfg.Spec, Config: json.RawMessage(cfgDoc)}
+		LogDriver: cfg.LogDriver, Runtime: cfg.Runtime, Privileged: cfg.Privileged, Spec: cfg.Spec, Config: json.RawMessage(cfgDoc)}
 	if c.ImageName == "" {
 		c.ImageName = cfg.RawImageName
 	}

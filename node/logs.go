@@ -101,8 +101,8 @@ func (n *Node) Logs(ref string, opt LogOptions, fn func(*LogLine) error) (*LogSe
 	if err != nil {
 		return nil, err
 	}
-	if cs[0].Engine == EngineDocker {
-		set, err := n.dockerLogSet(&cs[0])
+	if e := cs[0].Engine; e == EngineDocker || e == EnginePodman {
+		set, err := n.ownLogSet(&cs[0])
 		if err != nil {
 			return nil, err
 		}
@@ -592,10 +592,19 @@ func closeData(f vfs.File) {
 	}
 }
 
+// ownLogSet is the log of a container whose runtime keeps it itself
+// rather than in kubelet's CRI layout: Docker's and Podman's.
+func (n *Node) ownLogSet(c *containerd.Container) (*LogSet, error) {
+	if c.Engine == EnginePodman {
+		return n.podmanLogSet(c)
+	}
+	return n.dockerLogSet(c)
+}
+
 // containerLogFiles are the log files of c's own restart, for Timeline.
 func (n *Node) containerLogFiles(c *containerd.Container) (*LogSet, []LogFile, error) {
-	if c.Engine == EngineDocker {
-		set, err := n.dockerLogSet(c)
+	if c.Engine == EngineDocker || c.Engine == EnginePodman {
+		set, err := n.ownLogSet(c)
 		if err != nil {
 			return nil, nil, err
 		}

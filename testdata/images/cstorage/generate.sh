@@ -54,8 +54,10 @@ inner() {
 		rm -rf /opt/app && mkdir /opt/app && echo replaced > /opt/app/version
 		ln -s /etc/shadow /tmp/evil
 		mkfifo /tmp/fifo
-		chmod 4755 /bin/busybox' >&2
-	$P run --network none --name failed localhost/base:1 sh -c 'echo boom > /tmp/err; exit 3' >&2 || true
+		chmod 4755 /bin/busybox
+		echo "changed: done"; echo "changed: a warning" >&2
+		head -c 20000 /dev/zero | tr "\\0" x; echo' >&2
+	$P run --network none --name failed localhost/base:1 sh -c 'echo boom > /tmp/err; echo "about to fail"; printf "no newline at the end" >&2; exit 3' >&2 || true
 	$P create --network none --name never localhost/base:1 sleep 1 >&2
 	$P pod create --network none --name webpod >&2
 	$P run --pod webpod --name web -v appdata:/data localhost/web:2 sh -c 'echo data > /data/file; echo served > /var/www/log' >&2
@@ -73,7 +75,7 @@ inner() {
 		rm /etc/motd
 		rm -rf /opt/app && mkdir /opt/app && echo x > /opt/app/new
 		chown 1000:1000 /opt/app/new' >&2
-	$RL run --network none --name rl-exit localhost/base:1 sh -c 'exit 7' >&2 || true
+	$RL run --network none --name rl-exit localhost/base:1 sh -c 'echo "rootless out"; echo "rootless err" >&2; exit 7' >&2 || true
 	record "$RL" "$out/expected/rootless" rootless userxattr
 	local pause=/run/user/$RL_UID/libpod/tmp/pause.pid
 	if [ -s "$pause" ]; then kill "$(cat "$pause")" 2>/dev/null || true; fi
@@ -93,6 +95,11 @@ record() {
 	$P volume ls --format json >"$dir/volumes.json" 2>/dev/null
 	$P images --format json >"$dir/images.json" 2>/dev/null
 	$P info --format json >"$dir/info.json" 2>/dev/null
+	# podman logs of each container: each stream with podman's timestamps.
+	mkdir -p "$dir/logs"
+	for name in $($P ps -a --format '{{.Names}}' 2>/dev/null); do
+		$P logs -t "$name" >"$dir/logs/$name.stdout" 2>"$dir/logs/$name.stderr" || true
+	done
 	# One line per container for the kernel mounts: store, id, opt, upper:lowers.
 	python3 - "$dir/inspect.json" "$store" "$opt" >>"$WORK/mounts.tsv" <<'EOF'
 import json, sys
