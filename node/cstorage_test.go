@@ -17,8 +17,13 @@ import (
 // rootless store written by podman 4.3 (generate.sh).
 func cstorageFixture(t *testing.T) (*Node, string) {
 	t.Helper()
-	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage")
-	n, err := Open([]string{filepath.Join(dir, "podman-node.raw.zst")}, Options{CacheDir: t.TempDir()})
+	return cstorageFixtureAt(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage"), "podman-node.raw.zst")
+}
+
+// cstorageFixtureAt opens disk in dir, a fixture laid out as generate.sh's.
+func cstorageFixtureAt(t *testing.T, dir, disk string) (*Node, string) {
+	t.Helper()
+	n, err := Open([]string{filepath.Join(dir, disk)}, Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +52,21 @@ type podmanInspect struct {
 // generator wrote), rootless stores included (user.overlay.* markers,
 // owners as stored).
 func TestPodmanNode(t *testing.T) {
-	n, dir := cstorageFixture(t)
+	checkPodmanNode(t, cstorageFixture)
+}
+
+// The same for Podman 5's stores (SQLite db.sql), listed as Podman 4's.
+func TestPodman5Node(t *testing.T) {
+	checkPodmanNode(t, podman5Fixture)
+}
+
+func podman5Fixture(t *testing.T) (*Node, string) {
+	t.Helper()
+	return cstorageFixtureAt(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage", "podman5"), "podman5-node.raw.zst")
+}
+
+func checkPodmanNode(t *testing.T, fixture func(*testing.T) (*Node, string)) {
+	n, dir := fixture(t)
 	l, err := n.Containers(ListOptions{All: true})
 	if err != nil {
 		t.Fatal(err)
