@@ -19,20 +19,22 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// Podman 5 keeps its state in SQLite: db.sql (with db.sql-wal and
-// db.sql-shm beside it while in use) in the store's graph root, or in its
-// libpod directory when the static directory is the default one. The
+// Podman 5 keeps its state in SQLite: db.sql in the store's graph root
+// (or its libpod directory, where a static directory set apart puts it),
+// in rollback-journal mode (db.sql-journal beside it mid-transaction;
+// db.sql-wal and db.sql-shm if someone switched it to WAL mode). The
 // tables (libpod/sqlite_state_internal.go, schema version 1) hold the same
 // JSON documents as bolt_state.db's buckets: ContainerConfig(ID, Name,
 // PodID, JSON), ContainerState(ID, State, ExitCode, JSON), PodConfig(ID,
 // Name, JSON), PodState(ID, InfraContainerID, JSON), VolumeConfig(Name,
 // StorageID, JSON) and DBConfig (the runtime's paths).
 //
-// SQLite never opens the evidence: db.sql and db.sql-wal are copied into
-// a private temporary directory first (SQLite writes a -shm index and may
-// checkpoint the WAL into the database even when reading), and the copy
-// is what the driver opens. The evidence's -shm is not copied: it is only
-// an index of the WAL, and the first connection rebuilds it from the WAL.
+// SQLite never opens the evidence: db.sql, db.sql-journal and db.sql-wal
+// are copied into a private temporary directory first (even a reader
+// rolls a hot journal back, writes a -shm index and checkpoints the WAL),
+// and the copy is what the driver opens. The evidence's -shm is not
+// copied: it is only an index of the WAL, and the first connection
+// rebuilds it from the WAL.
 
 const (
 	// maxPodmanSQLiteFile bounds db.sql and db.sql-wal: Podman's are a
@@ -69,8 +71,14 @@ func loadPodmanSQLite(fsys fs.FS, root string) (*PodmanState, error) {
 		if err := copyPodmanDBFile(fsys, dbPath, copied, true); err != nil {
 			return nil, err
 		}
-		if err := copyPodmanDBFile(fsys, dbPath+"-wal", copied+"-wal", false); err != nil {
-			return nil, err
+		// Podman writes in rollback-journal mode: a db.sql-journal left by a
+		// podman that died mid-transaction is rolled back on opening, as
+		// Podman itself would; a database switched to WAL mode has its
+		// committed transactions in db.sql-wal.
+		for _, side := range []string{"-journal", "-wal"} {
+			if err := copyPodmanDBFile(fsys, dbPath+side, copied+side, false); err != nil {
+				return nil, err
+			}
 		}
 		return readPodmanSQLite(dbPath, copied)
 	}

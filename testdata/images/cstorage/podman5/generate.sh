@@ -41,6 +41,7 @@ inner() {
 	mkdir -p /run/user && mount -t tmpfs -o mode=0755 tmpfs /run/user
 	mkdir -p "/run/user/$RL_UID" && chown "$RL_UID:$RL_UID" "/run/user/$RL_UID" && chmod 700 "/run/user/$RL_UID"
 	export CONTAINERS_CONF=$work/containers.conf
+	export PODMAN_IGNORE_CGROUPSV1_WARNING=1
 
 	log "rootful: images"
 	local P="$PODMAN --root /var/lib/containers/storage --runroot /run/containers/storage --storage-driver overlay"
@@ -67,7 +68,7 @@ inner() {
 	record "$P" "$out/expected/rootful" rootful ""
 
 	log "rootless: images and containers (user $RL_USER)"
-	local RL="runuser -u $RL_USER -- env HOME=/home/$RL_USER XDG_RUNTIME_DIR=/run/user/$RL_UID CONTAINERS_CONF=$work/containers.conf $PODMAN --storage-driver overlay"
+	local RL="runuser -u $RL_USER -- env HOME=/home/$RL_USER XDG_RUNTIME_DIR=/run/user/$RL_UID CONTAINERS_CONF=$work/containers.conf PODMAN_IGNORE_CGROUPSV1_WARNING=1 $PODMAN --storage-driver overlay"
 	cp "$work/base.tar" "/home/$RL_USER/base.tar" && chown "$RL_UID:$RL_UID" "/home/$RL_USER/base.tar"
 	$RL import --change 'CMD ["/bin/sh"]' "/home/$RL_USER/base.tar" localhost/base:1 >&2
 	rm "/home/$RL_USER/base.tar"
@@ -112,6 +113,9 @@ manifests() {
 	printf 'store\tcontainer\tdriver\tlayers(top..bottom)\tentries\tmanifest\n' >"$out/manifests/index.tsv"
 	while IFS=$'\t' read -r store id opt layers; do
 		local o="ro,lowerdir=$layers"
+		# Podman 5's infra container runs on a host directory (--rootfs with
+		# an overlay): one layer, and a read-only overlay wants two.
+		case $layers in *:*) ;; *) mkdir -p "$WORK/empty" && o="$o:$WORK/empty" ;; esac
 		[ "$opt" = userxattr ] && o="$o,userxattr"
 		mount -t overlay overlay -o "$o" "$m"
 		mkdir -p "$out/manifests/$store"
@@ -132,11 +136,11 @@ fi
 # ===========================================================================
 # Outer part.
 [ "$(id -u)" = 0 ] || die "run as root"
-for t in conmon runc sgdisk mkfs.ext4 losetup zstd python3 runuser newuidmap catatonit busybox gcc; do
+for t in conmon runc /usr/lib/podman/netavark sgdisk mkfs.ext4 losetup zstd python3 runuser newuidmap catatonit busybox gcc; do
 	command -v "$t" >/dev/null || NEED=1
 done
 if [ -n "${NEED:-}" ]; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y conmon runc uidmap catatonit busybox-static gdisk e2fsprogs zstd python3 util-linux gcc libc6-dev >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y conmon runc netavark uidmap catatonit busybox-static gdisk e2fsprogs zstd python3 util-linux gcc libc6-dev >&2
 fi
 
 WORK=$(mktemp -d /tmp/csnode5.XXXXXX)
@@ -192,13 +196,15 @@ EOF
 cat >"$WORK/containers.conf" <<'EOF'
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+# Built without libseccomp (no seccomp build tag).
+seccomp_profile = "unconfined"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 database_backend = "sqlite"
 runtime = "runc"
 conmon_path = ["/usr/bin/conmon"]
-helper_binaries_dir = ["/usr/bin", "/usr/libexec/podman"]
+helper_binaries_dir = ["/usr/bin", "/usr/lib/podman", "/usr/libexec/podman"]
 EOF
 chmod 755 "$WORK"
 chmod 644 "$WORK/containers.conf"
