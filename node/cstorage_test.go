@@ -167,7 +167,20 @@ func checkPodmanNode(t *testing.T, fixture func(*testing.T) (*Node, string)) {
 // Names, id prefixes and pod/name references resolve; cri-o:// refuses a
 // node without CRI-O; containerd:// does not select Podman's.
 func TestPodmanRefs(t *testing.T) {
-	n, _ := cstorageFixture(t)
+	for _, fx := range podmanFixtures {
+		t.Run(fx.name, func(t *testing.T) { checkPodmanRefs(t, fx.open) })
+	}
+}
+
+// podmanFixtures are the Podman 4 (bolt_state.db) and Podman 5 (db.sql)
+// disks, made by the same scenario.
+var podmanFixtures = []struct {
+	name string
+	open func(*testing.T) (*Node, string)
+}{{"podman4", cstorageFixture}, {"podman5", podman5Fixture}}
+
+func checkPodmanRefs(t *testing.T, fixture func(*testing.T) (*Node, string)) {
+	n, _ := fixture(t)
 	for _, ref := range []string{"changed", "webpod/web", "rl-exit"} {
 		if _, err := n.Resolve(ref); err != nil {
 			t.Errorf("%s: %v", ref, err)
@@ -194,7 +207,13 @@ func TestPodmanRefs(t *testing.T) {
 // The named volume is the store's volumes/NAME/_data and is exported at
 // its mount point; the files Podman bound from /run are not on the disk.
 func TestPodmanVolumes(t *testing.T) {
-	n, _ := cstorageFixture(t)
+	for _, fx := range podmanFixtures {
+		t.Run(fx.name, func(t *testing.T) { checkPodmanVolumes(t, fx.open) })
+	}
+}
+
+func checkPodmanVolumes(t *testing.T, fixture func(*testing.T) (*Node, string)) {
+	n, _ := fixture(t)
 	c, err := n.Resolve("web")
 	if err != nil {
 		t.Fatal(err)
