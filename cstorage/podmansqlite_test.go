@@ -188,3 +188,24 @@ func FuzzPodmanSQLite(f *testing.F) {
 		checkSQLiteResult(t, ps, err)
 	})
 }
+
+// BenchmarkPodmanState reads the rootful store's Podman state of each
+// fixture: Podman 4's bolt_state.db (guarded bbolt) and Podman 5's db.sql
+// (private copy, pure-Go SQLite open, five queries), the same scenario's
+// containers, pods and volumes. Compare the two lines of one run.
+func BenchmarkPodmanState(b *testing.B) {
+	for _, fx := range []struct{ name, disk string }{
+		{"boltdb", filepath.Join(fixtureDir(b), "podman-node.raw.zst")},
+		{"sqlite", filepath.Join(fixtureDir(b), "podman5", "podman5-node.raw.zst")},
+	} {
+		fsys := podmanNodeAt(b, fx.disk)
+		b.Run(fx.name, func(b *testing.B) {
+			for b.Loop() {
+				ps, err := loadPodman(fsys, "var/lib/containers/storage")
+				if err != nil || ps == nil || len(ps.Containers) != 6 {
+					b.Fatalf("%v %v", ps, err)
+				}
+			}
+		})
+	}
+}
