@@ -16,7 +16,7 @@ import (
 
 // PodmanState is what Podman's state database says about a store's
 // containers: libpod/bolt_state.db (Podman up to 4) read through boltsafe.
-// Podman 5's SQLite db.sql is detected and reported, not read.
+// or Podman 5's SQLite db.sql read from a private copy (podmansqlite.go).
 type PodmanState struct {
 	DB         string                      `json:"db"` // relative to the filesystem root
 	Backend    string                      `json:"backend"`
@@ -122,10 +122,7 @@ func loadPodman(fsys fs.FS, root string) (*PodmanState, error) {
 	f, err := fsys.Open(dbPath)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, err := fs.Stat(fsys, path.Join(root, "db.sql")); err == nil {
-				return nil, fmt.Errorf("%s: Podman 5's SQLite state (db.sql) is not read yet: containers are listed from containers.json without names of pods, state or exit codes", path.Join(root, "db.sql"))
-			}
-			return nil, nil
+			return loadPodmanSQLite(fsys, root)
 		}
 		return nil, err
 	}
@@ -265,7 +262,13 @@ type podmanState struct {
 }
 
 func decodePodmanContainer(id string, b *boltsafe.Bucket) (*PodmanContainer, error) {
-	cfgDoc := b.Get("config")
+	return decodePodmanDocs(id, b.Get("config"), b.Get("state"), b.Get("pod-id"))
+}
+
+// decodePodmanDocs decodes a container's config and state documents, the
+// same JSON in bolt_state.db's buckets and db.sql's JSON columns; podID is
+// the pod named beside them (bolt's pod-id key, db.sql's PodID column).
+func decodePodmanDocs(id string, cfgDoc, stateDoc, podID []byte) (*PodmanContainer, error) {
 	var cfg podmanConfig
 	if err := decodeDoc(cfgDoc, &cfg); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -279,14 +282,14 @@ func decodePodmanContainer(id string, b *boltsafe.Bucket) (*PodmanContainer, err
 	if c.ImageName == "" {
 		c.ImageName = cfg.RawImageName
 	}
-	if p := b.Get("pod-id"); c.PodID == "" && p != nil {
-		c.PodID = string(p)
+	if c.PodID == "" && podID != nil {
+		c.PodID = string(podID)
 	}
 	for _, v := range cfg.NamedVolumes {
 		c.Volumes = append(c.Volumes, NamedVolume{Name: v.Name, Dest: v.Dest, Options: v.Options})
 	}
 	sort.Slice(c.Volumes, func(i, j int) bool { return c.Volumes[i].Dest < c.Volumes[j].Dest })
-	if doc := b.Get("state"); doc != nil {
+	if doc := stateDoc; doc != nil {
 		var st podmanState
 		if err := decodeDoc(doc, &st); err != nil {
 			return nil, fmt.Errorf("state: %w", err)

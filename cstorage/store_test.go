@@ -23,7 +23,13 @@ func fixtureDir(t testing.TB) string {
 // podmanNode opens the ext4 root of testdata/images/cstorage's disk.
 func podmanNode(t testing.TB) fs.FS {
 	t.Helper()
-	raw := testutil.Unzstd(t, filepath.Join(fixtureDir(t), "podman-node.raw.zst"))
+	return podmanNodeAt(t, filepath.Join(fixtureDir(t), "podman-node.raw.zst"))
+}
+
+// podmanNodeAt opens the ext4 root of a disk laid out as generate.sh's.
+func podmanNodeAt(t testing.TB, disk string) fs.FS {
+	t.Helper()
+	raw := testutil.Unzstd(t, disk)
 	f, err := os.Open(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +63,9 @@ type inspected struct {
 	}
 }
 
-func readInspect(t *testing.T, store string) []inspected {
+func readInspect(t *testing.T, dir, store string) []inspected {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir(t), "expected", store, "inspect.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "expected", store, "inspect.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +80,16 @@ func readInspect(t *testing.T, store string) []inspected {
 // read with its name, pod, state, exit code and the layer chain podman
 // mounted.
 func TestPodmanFixture(t *testing.T) {
-	fsys := podmanNode(t)
+	checkPodmanFixture(t, fixtureDir(t), "podman-node.raw.zst", "boltdb")
+}
+
+// The same for Podman 5's stores and their SQLite db.sql.
+func TestPodman5Fixture(t *testing.T) {
+	checkPodmanFixture(t, filepath.Join(fixtureDir(t), "podman5"), "podman5-node.raw.zst", "sqlite")
+}
+
+func checkPodmanFixture(t *testing.T, dir, disk, backend string) {
+	fsys := podmanNodeAt(t, filepath.Join(dir, disk))
 	refs, err := FindStores(fsys, "")
 	if err != nil {
 		t.Fatal(err)
@@ -108,10 +123,10 @@ func TestPodmanFixture(t *testing.T) {
 			if s.MountProgram {
 				t.Errorf("mount program recorded")
 			}
-			if s.Podman == nil || s.Podman.Backend != "boltdb" {
+			if s.Podman == nil || s.Podman.Backend != backend {
 				t.Fatalf("podman state %+v", s.Podman)
 			}
-			exp := readInspect(t, name)
+			exp := readInspect(t, dir, name)
 			if len(exp) != len(s.Containers) {
 				t.Errorf("%d containers, podman inspected %d", len(s.Containers), len(exp))
 			}

@@ -17,8 +17,13 @@ import (
 // rootless store written by podman 4.3 (generate.sh).
 func cstorageFixture(t *testing.T) (*Node, string) {
 	t.Helper()
-	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage")
-	n, err := Open([]string{filepath.Join(dir, "podman-node.raw.zst")}, Options{CacheDir: t.TempDir()})
+	return cstorageFixtureAt(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage"), "podman-node.raw.zst")
+}
+
+// cstorageFixtureAt opens disk in dir, a fixture laid out as generate.sh's.
+func cstorageFixtureAt(t *testing.T, dir, disk string) (*Node, string) {
+	t.Helper()
+	n, err := Open([]string{filepath.Join(dir, disk)}, Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +52,21 @@ type podmanInspect struct {
 // generator wrote), rootless stores included (user.overlay.* markers,
 // owners as stored).
 func TestPodmanNode(t *testing.T) {
-	n, dir := cstorageFixture(t)
+	checkPodmanNode(t, cstorageFixture)
+}
+
+// The same for Podman 5's stores (SQLite db.sql), listed as Podman 4's.
+func TestPodman5Node(t *testing.T) {
+	checkPodmanNode(t, podman5Fixture)
+}
+
+func podman5Fixture(t *testing.T) (*Node, string) {
+	t.Helper()
+	return cstorageFixtureAt(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage", "podman5"), "podman5-node.raw.zst")
+}
+
+func checkPodmanNode(t *testing.T, fixture func(*testing.T) (*Node, string)) {
+	n, dir := fixture(t)
 	l, err := n.Containers(ListOptions{All: true})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +167,20 @@ func TestPodmanNode(t *testing.T) {
 // Names, id prefixes and pod/name references resolve; cri-o:// refuses a
 // node without CRI-O; containerd:// does not select Podman's.
 func TestPodmanRefs(t *testing.T) {
-	n, _ := cstorageFixture(t)
+	for _, fx := range podmanFixtures {
+		t.Run(fx.name, func(t *testing.T) { checkPodmanRefs(t, fx.open) })
+	}
+}
+
+// podmanFixtures are the Podman 4 (bolt_state.db) and Podman 5 (db.sql)
+// disks, made by the same scenario.
+var podmanFixtures = []struct {
+	name string
+	open func(*testing.T) (*Node, string)
+}{{"podman4", cstorageFixture}, {"podman5", podman5Fixture}}
+
+func checkPodmanRefs(t *testing.T, fixture func(*testing.T) (*Node, string)) {
+	n, _ := fixture(t)
 	for _, ref := range []string{"changed", "webpod/web", "rl-exit"} {
 		if _, err := n.Resolve(ref); err != nil {
 			t.Errorf("%s: %v", ref, err)
@@ -175,7 +207,13 @@ func TestPodmanRefs(t *testing.T) {
 // The named volume is the store's volumes/NAME/_data and is exported at
 // its mount point; the files Podman bound from /run are not on the disk.
 func TestPodmanVolumes(t *testing.T) {
-	n, _ := cstorageFixture(t)
+	for _, fx := range podmanFixtures {
+		t.Run(fx.name, func(t *testing.T) { checkPodmanVolumes(t, fx.open) })
+	}
+}
+
+func checkPodmanVolumes(t *testing.T, fixture func(*testing.T) (*Node, string)) {
+	n, _ := fixture(t)
 	c, err := n.Resolve("web")
 	if err != nil {
 		t.Fatal(err)

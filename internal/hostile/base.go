@@ -77,6 +77,9 @@ type Base struct {
 	MBR        *MBRMap
 	Parts      [][2]int64 // partition [start, end) byte ranges
 
+	// PodmanSQLite are Podman 5's db.sql files (KindCStorage).
+	PodmanSQLite []*StoreFile
+
 	Boundaries []int64 // offsets where a truncation is interesting
 
 	// Free is a run of never-written blocks of the filesystem (a hole of

@@ -62,6 +62,7 @@ var Classes = []Class{
 	{Name: "cstorage-json", Weight: 3, Applies: func(b *Base) bool { return len(b.StoreFiles) > 0 }, Gen: genStoreJSON},
 	{Name: "cstorage-links", Weight: 2, Applies: func(b *Base) bool { return len(b.StoreLinks) > 0 || len(b.LowerFiles) > 0 }, Gen: genStoreLinks},
 	{Name: "podman-bolt", Weight: 2, Applies: func(b *Base) bool { return len(b.PodmanDBs) > 0 }, Gen: genPodmanBolt},
+	{Name: "podman-sqlite", Weight: 2, Applies: func(b *Base) bool { return len(b.PodmanSQLite) > 0 }, Gen: genPodmanSQLite},
 	// LVM2: the PV label and header, the metadata areas and their text
 	// (deep nesting, huge numbers, segment maps past the device, loops).
 	{Name: "lvm-label", Weight: 2, Applies: hasLVM, Gen: genLVMLabel},

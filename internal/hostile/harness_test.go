@@ -334,6 +334,8 @@ func TestClassesAim(t *testing.T) {
 			want = "ev-" + FormatVHDX
 		case "cstorage-json", "cstorage-links", "podman-bolt":
 			want = "podman-disk"
+		case "podman-sqlite":
+			want = "podman5-disk"
 		}
 		if strings.HasPrefix(c.Name, "xfs-") {
 			want = "xfs-default"

@@ -53,6 +53,11 @@ func (b *Base) locateCStorage(fsys *ext4.FS) error {
 		if db, err := b.boltFile(path.Join(ref.Root, "libpod/bolt_state.db"), "podmandb"); err == nil {
 			b.PodmanDBs = append(b.PodmanDBs, db)
 		}
+		for _, p := range []string{"db.sql", "libpod/db.sql"} {
+			if sf := b.storeFile(path.Join(ref.Root, p), "podman-sqlite"); sf != nil {
+				b.PodmanSQLite = append(b.PodmanSQLite, sf)
+			}
+		}
 		overlay := path.Join(ref.Root, "overlay")
 		if l, err := b.FS.lookup(path.Join(overlay, "l")); err == nil {
 			b.add(l, "path")

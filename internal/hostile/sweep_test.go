@@ -128,6 +128,8 @@ func baseSpecs(t *testing.T) []baseSpec {
 		{"docker-disk", KindDocker, filepath.Join(root, "testdata", "images", "docker", "docker-node.raw.zst"), false, 3, false},
 		// Podman's rootful and rootless stores (testdata/images/cstorage).
 		{"podman-disk", KindCStorage, filepath.Join(root, "testdata", "images", "cstorage", "podman-node.raw.zst"), false, 2, false},
+		// Podman 5's stores and SQLite db.sql (testdata/images/cstorage/podman5).
+		{"podman5-disk", KindCStorage, filepath.Join(root, "testdata", "images", "cstorage", "podman5", "podman5-node.raw.zst"), false, 1, false},
 		// The example's STATE on a linear LVM logical volume (lvm2 made it).
 		{"example-lvm", KindContainerd, filepath.Join(root, "testdata", "images", "lvm", "node-lvm-linear.raw.zst"), false, 1, false},
 		// The example's containerd root on an EKS-like XFS root (GPT).
