@@ -49,50 +49,44 @@ die() { log "error: $*"; exit 1; }
 # ===========================================================================
 # Inner part: pid 1 of private pid, mount and network namespaces.
 inner() {
-	local work=$1 loop=$2
+	local work=$1 loop=$2 managed=$3
 	local root=$work/root exp=$work/out/expected
 	local dsock=$work/docker.sock csock=$work/containerd.sock
+	# managed: dockerd starts containerd itself, root
+	# <data-root>/containerd/daemon, socket <exec-root>/containerd/.
+	[ "$managed" = 1 ] && csock=$work/exec/containerd/containerd.sock
 	export PATH=$work/bin:$PATH
 	# ctr's warnings (cgroup v1 deprecation) go to a log, not the outputs.
 	ctr() { command ctr -a "$csock" "$@" 2>>"$work/ctr.log"; }
 	ip link set lo up
 	mount -t ext4 "$loop" "$root"
-	mkdir -p "$root/var/lib/docker" "$root/var/lib/containerd" "$root/srv/share"
+	mkdir -p "$root/var/lib/docker" "$root/srv/share"
 	# The disk is the node's /: the paths the daemons write into their
 	# records are /var/lib/docker/... and /var/lib/containerd/...
 	mount -t tmpfs -o mode=0755 tmpfs /var/lib
-	mkdir /var/lib/docker /var/lib/containerd
+	mkdir /var/lib/docker
 	mount --bind "$root/var/lib/docker" /var/lib/docker
-	mount --bind "$root/var/lib/containerd" /var/lib/containerd
+	if [ "$managed" != 1 ]; then
+		mkdir -p "$root/var/lib/containerd" /var/lib/containerd
+		mount --bind "$root/var/lib/containerd" /var/lib/containerd
+	fi
 	mount --bind "$root/srv" /srv
 	printf 'shared before the container ran\n' >/srv/share/host.txt
 	touch -d @$EPOCH /srv/share/host.txt /srv/share
 
-	cat >"$work/containerd.toml" <<EOF
-version = 3
-root = "/var/lib/containerd"
-state = "$work/cstate"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox"]
-[grpc]
-  address = "$csock"
-[ttrpc]
-  address = "$csock.ttrpc"
-[debug]
-  address = "$csock.debug"
-EOF
-	log "starting containerd"
-	containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
-	for _ in $(seq 100); do
-		ctr version >/dev/null && break
-		sleep 0.2
-	done
-	ctr version >"$exp/versions.txt" || die "containerd did not start (see $work/containerd.log)"
+	local cflag=() k8s=k8s-job
+	if [ "$managed" = 1 ]; then
+		k8s=
+	else
+		cflag=(--containerd "$csock")
+		start_containerd "$work" "$csock"
+	fi
 
 	# Debian 12's runc 1.1 knows no time namespace, which dockerd 29 asks
 	# for when the kernel has it: the feature flag turns that off.
 	printf '{"features": {"time-namespaces": false}}\n' >"$work/daemon.json"
 	log "starting dockerd"
-	dockerd --config-file "$work/daemon.json" --containerd "$csock" --data-root /var/lib/docker --exec-root "$work/exec" --pidfile "$work/docker.pid" \
+	dockerd --config-file "$work/daemon.json" "${cflag[@]}" --data-root /var/lib/docker --exec-root "$work/exec" --pidfile "$work/docker.pid" \
 		-H "unix://$dsock" --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
 		--cgroup-parent "$CGROUP_PARENT" --userland-proxy=false \
 		>"$work/dockerd.log" 2>&1 &
@@ -102,6 +96,7 @@ EOF
 	done
 	export DOCKER_HOST=unix://$dsock
 	docker version >>"$exp/versions.txt" 2>&1 || die "dockerd did not start (see $work/dockerd.log)"
+	ctr version >>"$exp/versions.txt" || die "no containerd at $csock"
 	docker info --format '{{json .DriverStatus}} {{.Driver}}' >"$exp/driver.txt"
 	grep -q 'io.containerd.snapshotter.v1' "$exp/driver.txt" || die "dockerd does not use the containerd image store: $(cat "$exp/driver.txt")"
 
@@ -125,11 +120,13 @@ EOF
 	done
 	docker logs web 2>/dev/null | grep -q '^web ready$' || die "web never got ready"
 
-	log "containerd's own namespace (k8s.io): an image imported and a container run with ctr"
-	docker save ctrlift/base:1 >"$work/base-save.tar"
-	ctr -n k8s.io images import --snapshotter overlayfs "$work/base-save.tar" >/dev/null
-	ctr -n k8s.io run --snapshotter overlayfs --cgroup "$CGROUP_PARENT:k8s:job" \
-		docker.io/ctrlift/base:1 k8s-job sh -c 'echo from-k8s >/k8s.txt; rm /etc/motd' >/dev/null
+	if [ -n "$k8s" ]; then
+		log "containerd's own namespace (k8s.io): an image imported and a container run with ctr"
+		docker save ctrlift/base:1 >"$work/base-save.tar"
+		ctr -n k8s.io images import --snapshotter overlayfs "$work/base-save.tar" >/dev/null
+		ctr -n k8s.io run --snapshotter overlayfs --cgroup "$CGROUP_PARENT:k8s:job" \
+			docker.io/ctrlift/base:1 "$k8s" sh -c 'echo from-k8s >/k8s.txt; rm /etc/motd' >/dev/null
+	fi
 
 	log "recording docker's and containerd's view"
 	local ids
@@ -144,7 +141,7 @@ EOF
 	for name in web worker done created; do
 		docker diff "$name" | sort -k2 >"$exp/diff/$name.txt"
 	done
-	for ns in moby k8s.io; do
+	for ns in moby ${k8s:+k8s.io}; do
 		ctr -n "$ns" images ls >"$exp/ctr-images-$ns.txt"
 		ctr -n "$ns" containers ls >"$exp/ctr-containers-$ns.txt"
 		ctr -n "$ns" snapshots --snapshotter overlayfs ls >"$exp/ctr-snapshots-$ns.txt"
@@ -154,10 +151,10 @@ EOF
 	printf 'ns\tcontainer\tsnapshotter\tlayers(top..bottom)\tentries\tmanifest\n' >"$work/index.head"
 	: >"$work/layers.tsv"
 	local id key
-	for id in $ids k8s-job; do
+	for id in $ids $k8s; do
 		local ns=moby
 		key=$id
-		[ "$id" = k8s-job ] && ns=k8s.io
+		[ "$id" = "$k8s" ] && ns=k8s.io
 		local m upper lower
 		m=$(ctr -n "$ns" snapshots --snapshotter overlayfs mounts /mnt "$key")
 		upper=$(printf '%s' "$m" | tr ',' '\n' | sed -n 's/^upperdir=//p')
@@ -193,10 +190,34 @@ EOF
 	umount "$root"
 }
 
+start_containerd() { # the system containerd, root /var/lib/containerd
+	local work=$1 csock=$2
+	cat >"$work/containerd.toml" <<EOF
+version = 3
+root = "/var/lib/containerd"
+state = "$work/cstate"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.podsandbox.controller.v1.podsandbox"]
+[grpc]
+  address = "$csock"
+[ttrpc]
+  address = "$csock.ttrpc"
+[debug]
+  address = "$csock.debug"
+EOF
+	log "starting containerd"
+	containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
+	for _ in $(seq 100); do
+		ctr version >/dev/null && break
+		sleep 0.2
+	done
+	ctr version >/dev/null || die "containerd did not start (see $work/containerd.log)"
+}
+
 # ===========================================================================
 # Outer part.
 cleanup() {
 	local rc=$?
+	set +e # every step, whatever failed before
 	[ -n "${INNER_PID:-}" ] && kill -KILL "$INNER_PID" 2>/dev/null
 	wait 2>/dev/null || true
 	mountpoint -q "$WORK/root" 2>/dev/null && umount "$WORK/root"
@@ -289,6 +310,7 @@ build_daemons() { # dockerd, containerd, its runc shim and ctr from gen29/
 
 outer() {
 	local out=${1:-$HERE/29}
+	[ "${MANAGED:-0}" = 1 ] && out=${1:-$HERE/29-managed}
 	[ "$(id -u)" = 0 ] || die "needs root (loop devices, mounts, the daemons)"
 	for t in go runc docker busybox setcap setfattr sgdisk mkfs.ext4 e2fsck zstd unshare losetup python3; do
 		command -v "$t" >/dev/null || die "$t not installed (apt-get install golang runc docker.io busybox-static libcap2-bin attr gdisk e2fsprogs zstd util-linux python3)"
@@ -314,7 +336,7 @@ outer() {
 
 	log "entering private namespaces"
 	unshare --mount --net --pid --fork --kill-child --propagation private --mount-proc \
-		"$0" --inner "$WORK" "$LOOP" &
+		"$0" --inner "$WORK" "$LOOP" "${MANAGED:-0}" &
 	INNER_PID=$!
 	wait "$INNER_PID" || die "inner part failed"
 	INNER_PID=
@@ -337,7 +359,7 @@ outer() {
 }
 
 if [ "${1:-}" = --inner ]; then
-	inner "$2" "$3"
+	inner "$2" "$3" "$4"
 else
 	outer "$@"
 fi
