@@ -34,7 +34,8 @@ var rootCandidates = []string{
 	"var/lib/rancher/rke2/agent/containerd",
 	"var/snap/microk8s/common/var/lib/containerd",
 	"ProgramData/containerd/root",
-	".", // a copy of /var/lib/containerd itself (a directory or tar input)
+	"var/lib/docker/containerd/daemon", // the containerd dockerd starts itself when none runs (Docker's image store in namespace moby)
+	".",                                // a copy of /var/lib/containerd itself (a directory or tar input)
 }
 
 // RootNotFoundError lists the paths FindRoot searched.

@@ -69,6 +69,7 @@ func (n *Node) loadDocker(st *containerd.State, src *source, droot string) error
 	for _, w := range warns {
 		n.warn(w)
 	}
+	markDockerImages(st) // Docker 29's containerd image store
 	if len(ds.Containers) == 0 && len(imgs) == 0 {
 		return nil // an empty root (a distribution's docker package, never used) changes nothing
 	}
@@ -84,10 +85,13 @@ func (n *Node) loadDocker(st *containerd.State, src *source, droot string) error
 		}
 		kept = append(kept, c)
 	}
+	keys := dockerSnapshotKeys(st)
 	for i := range ds.Containers {
 		dc := &ds.Containers[i]
 		d.hostRoot[dc.ID] = dockerHostRoot(dc)
-		kept = append(kept, fromDocker(dc, d.hostRoot[dc.ID]))
+		c := fromDocker(dc, d.hostRoot[dc.ID])
+		dockerSnapshotChain(st, keys, &c, dc) // layers in containerd's snapshotter
+		kept = append(kept, c)
 	}
 	st.Containers = kept
 	n.docker = d
