@@ -1,5 +1,5 @@
 # Developer targets. `go test ./...` is README's test command; it runs a
-# 51-variant sample of the hostile-input sweep (internal/hostile, see
+# 52-variant sample of the hostile-input sweep (internal/hostile, see
 # SECURITY.md). CI (.ci/run) runs the full sweep after it: make hostile-ci.
 
 GO ?= go

@@ -330,7 +330,7 @@ func TestSweep(t *testing.T) {
 			}
 		}
 	}
-	// go test ./... runs a sample, every class once (51 variants, about
+	// go test ./... runs a sample, every class once (52 variants, about
 	// 40 s on 2 cores); .ci/run runs the full sweep after it with
 	// CTRLIFT_HOSTILE_PER_CLASS=34.
 	// Counted over the classes selected, so CTRLIFT_HOSTILE_PER_CLASS
