@@ -241,6 +241,10 @@ type Layer struct {
 	// UserXattr: the layer's overlay markers are user.overlay.* (a
 	// rootless containers/storage store).
 	UserXattr bool `json:"userxattr,omitempty"`
+	// FuseOverlay: the layer was mounted by fuse-overlayfs (a
+	// containers/storage store with a mount program), whose own markers
+	// (.wh.NAME files, user.fuseoverlayfs.opaque) it may hold.
+	FuseOverlay bool `json:"fuse_overlay,omitempty"`
 	// Parent names the parent snapshot (in the snapshotter's metadata.db)
 	// of a copying snapshotter's snapshot, the one it was copied from;
 	// the chain holds the snapshot alone. See ParentLayer.

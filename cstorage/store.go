@@ -84,7 +84,8 @@ type Store struct {
 	User  string `json:"user,omitempty"`
 	IDMap *IDMap `json:"id_map,omitempty"`
 	// MountProgram: the driver mounted layers with a mount program
-	// (fuse-overlayfs), per overlay/.has-mount-program.
+	// (fuse-overlayfs), per overlay/.has-mount-program; its layers are
+	// read through FuseOverlayFS.
 	MountProgram bool    `json:"mount_program,omitempty"`
 	Layers       []Layer `json:"layers"`
 	Images       []Image `json:"images"`
@@ -284,10 +285,9 @@ func Load(fsys fs.FS, ref StoreRef) (*Store, error) {
 		s.IDMap = readIDMap(fsys, ref, s.warn)
 	}
 	if b, err := overlaystore.ReadFile(fsys, path.Join(ref.Root, "overlay", ".has-mount-program"), maxSmallFile); err == nil && strings.TrimSpace(string(b)) == "true" {
-		// fuse-overlayfs also honours user.fuseoverlayfs.opaque and .wh.
-		// whiteout files, which the kernel's rules applied here do not.
+		// Its layers carry fuse-overlayfs's own markers: read them
+		// through FuseOverlayFS.
 		s.MountProgram = true
-		s.warn(fmt.Sprintf("%s: layers were mounted with a mount program (fuse-overlayfs); they are merged by the kernel's overlay rules, without fuse-overlayfs's own markers (user.fuseoverlayfs.opaque, .wh. files)", ref.Root))
 	}
 	for _, f := range []struct {
 		name     string

@@ -181,7 +181,7 @@ func fromCStorage(r cstorageRef) containerd.Container {
 			kind = containerd.SnapshotActive
 		}
 		c.Layers = append(c.Layers, containerd.Layer{SnapshotKey: l.ID, Kind: kind, Path: l.Dir, Snapshotter: s.Driver,
-			Note: l.Kind + " layer", UserXattr: s.Kind == cstorage.KindRootless})
+			Note: l.Kind + " layer", UserXattr: s.Kind == cstorage.KindRootless, FuseOverlay: s.MountProgram})
 	}
 	if c.Layers == nil {
 		c.Layers = []containerd.Layer{}

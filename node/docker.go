@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ctrlift/ctrlift/containerd"
+	"github.com/ctrlift/ctrlift/cstorage"
 	"github.com/ctrlift/ctrlift/docker"
 	"github.com/ctrlift/ctrlift/vfs"
 )
@@ -247,9 +248,12 @@ func layerName(l containerd.Layer) string {
 func dockerDriver(s string) bool { return s == "overlay2" || s == "overlay" || s == "aufs" }
 
 // layerFS is the filesystem a layer of a chain is read through: Docker's
-// aufs layers through the aufs view (whiteouts as .wh. names), the
-// others as they are.
+// aufs layers through the aufs view (whiteouts as .wh. names),
+// fuse-overlayfs's through its view, the others as they are.
 func (n *Node) layerFS(src *source, l containerd.Layer) vfs.FS {
+	if l.FuseOverlay {
+		return cstorage.NewFuseOverlayFS(src.tree, l.UserXattr)
+	}
 	if n.docker == nil || l.Snapshotter != "aufs" || l.ID != 0 || l.Note == "" {
 		return src.tree
 	}
