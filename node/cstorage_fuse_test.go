@@ -11,11 +11,14 @@ import (
 	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
-// testdata/images/cstorage/fuse: a rootless store whose containers
-// fuse-overlayfs mounted (podman 4.3 with overlay.mount_program), one
-// container with whiteouts as 0:0 character devices, one with ".wh.NAME"
-// files; both made the same changes, so both exports equal
-// fuse-overlayfs's own read-only mount of their layers (the manifests).
+// testdata/images/cstorage/fuse: a rootless and a rootful store whose
+// containers fuse-overlayfs mounted (podman 4.3 with
+// overlay.mount_program). The rootless store has a container with
+// whiteouts as 0:0 character devices and one with ".wh.NAME" files, its
+// opaque directories user.fuseoverlayfs.opaque; the rootful one's are
+// trusted.overlay.opaque. All made the same changes, and every export
+// equals fuse-overlayfs's own read-only mount of the container's layers
+// (the manifests).
 func TestPodmanFuseOverlayNode(t *testing.T) {
 	n, dir := cstorageFixtureAt(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage", "fuse"), "fuse-node.raw.zst")
 	l, err := n.Containers(ListOptions{All: true})
@@ -23,36 +26,45 @@ func TestPodmanFuseOverlayNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	stores := n.CStorageStores()
-	if len(stores) != 1 || !stores[0].MountProgram || len(stores[0].Warnings) > 0 {
-		t.Fatalf("stores: %d, want one with a mount program and no warning", len(stores))
+	if len(stores) != 2 {
+		t.Fatalf("%d stores, want 2", len(stores))
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "expected", "rootless", "inspect.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exp []podmanInspect
-	if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
+	for _, s := range stores {
+		if !s.MountProgram || len(s.Warnings) > 0 {
+			t.Errorf("store %s: mount program %v, warnings %q", s.Root, s.MountProgram, s.Warnings)
+		}
 	}
 	names := map[string]string{}
 	for _, c := range l.Shown {
 		names[c.ID] = c.Namespace + " " + c.ContainerName
 	}
-	for _, e := range exp {
-		if got, want := names[e.ID], "podman@podrunner "+e.Name; got != want {
-			t.Errorf("%s listed as %q, want %q", e.ID[:12], got, want)
+	total := 0
+	for _, store := range []struct{ name, ns string }{{"rootful", "podman"}, {"rootless", "podman@podrunner"}} {
+		b, err := os.ReadFile(filepath.Join(dir, "expected", store.name, "inspect.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exp []podmanInspect
+		if err := json.Unmarshal(b, &exp); err != nil {
+			t.Fatal(err)
+		}
+		total += len(exp)
+		for _, e := range exp {
+			if got, want := names[e.ID], store.ns+" "+e.Name; got != want {
+				t.Errorf("%s listed as %q, want %q", e.ID[:12], got, want)
+			}
 		}
 	}
-	if len(l.Shown) != len(exp) {
-		t.Errorf("%d containers listed, podman inspected %d", len(l.Shown), len(exp))
+	if len(l.Shown) != total {
+		t.Errorf("%d containers listed, podman inspected %d", len(l.Shown), total)
 	}
 
 	rows := testutil.ReadIndex(t, filepath.Join(dir, "manifests", "index.tsv"))
-	if len(rows) != len(exp) {
-		t.Fatalf("%d manifests for %d containers", len(rows), len(exp))
+	if len(rows) != total {
+		t.Fatalf("%d manifests for %d containers", len(rows), total)
 	}
 	for _, row := range rows {
-		t.Run(row.Container[:12], func(t *testing.T) {
+		t.Run(row.NS+"/"+row.Container[:12], func(t *testing.T) {
 			c, err := n.Resolve(row.Container)
 			if err != nil {
 				t.Fatal(err)

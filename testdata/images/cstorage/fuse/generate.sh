@@ -1,6 +1,7 @@
 #!/bin/bash
 # Generate fuse-node.raw.zst: a small GPT disk whose ext4 root holds a
-# rootless containers/storage store written by Debian's podman (4.3) with
+# rootless and a rootful containers/storage store written by Debian's
+# podman (4.3) with
 # --storage-opt overlay.mount_program=/usr/bin/fuse-overlayfs, so the
 # containers' upper layers carry fuse-overlayfs's own markers, plus ground
 # truth: podman's view (expected/) and fuse-overlayfs's own read-only mount
@@ -16,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${1:-$HERE}
 MANIFEST_PY=$HERE/../../example/manifest.py
 DISK_NAME=fuse-node.raw
-DISK_MIB=24
+DISK_MIB=32
 RL_USER=podrunner
 RL_UID=2001
 SUBID_START=200000
@@ -28,13 +29,16 @@ die() { log "error: $*"; exit 1; }
 
 # ===========================================================================
 # Inner part: a private mount namespace where the disk's root filesystem
-# provides /home, so every path podman records is the one a real host has.
+# provides /var/lib/containers and /home, so every path podman records is
+# the one a real host has.
 inner() {
 	local work=$1
 	local mnt=$work/mnt out=$work/out
 	mount --make-rprivate /
-	mkdir -p /home
+	mkdir -p /var/lib/containers /home
+	mount --bind "$mnt/var/lib/containers" /var/lib/containers
 	mount --bind "$mnt/home" /home
+	mkdir -p /run/containers && mount -t tmpfs -o mode=0755 tmpfs /run/containers
 	mkdir -p /run/user && mount -t tmpfs -o mode=0755 tmpfs /run/user
 	mkdir -p "/run/user/$RL_UID" && chown "$RL_UID:$RL_UID" "/run/user/$RL_UID" && chmod 700 "/run/user/$RL_UID"
 
@@ -60,16 +64,25 @@ inner() {
 	runuser -u "$RL_USER" -- env FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT=1 HOME=/home/$RL_USER XDG_RUNTIME_DIR=/run/user/$RL_UID CONTAINERS_CONF=$work/containers.conf \
 		podman --storage-driver overlay --storage-opt overlay.mount_program=$FUSE_OVERLAYFS \
 		run --network none --name fo-whfiles localhost/base:1 sh -c "$changes" >&2
-	record "$RL" "$out/expected/rootless"
+	record "$RL" "$out/expected/rootless" rootless
 	local pause=/run/user/$RL_UID/libpod/tmp/pause.pid
 	if [ -s "$pause" ]; then kill "$(cat "$pause")" 2>/dev/null || true; fi
 	local st=/home/$RL_USER/.local/share/containers/storage
 	[ "$(cat "$st/overlay/.has-mount-program")" = true ] || die "overlay/.has-mount-program is not true"
 	cp "$st/overlay/.has-mount-program" "$out/expected/rootless/has-mount-program"
+
+	# Root's fuse-overlayfs may mknod and set trusted.overlay.opaque.
+	log "rootful (fuse-overlayfs): image and container"
+	local P="podman --root /var/lib/containers/storage --runroot /run/containers/storage --storage-driver overlay --storage-opt overlay.mount_program=$FUSE_OVERLAYFS"
+	CONTAINERS_CONF=$work/containers.conf $P import --change 'CMD ["/bin/sh"]' "$work/base.tar" localhost/base:1 >&2
+	CONTAINERS_CONF=$work/containers.conf $P run --network none --name fo-rootful localhost/base:1 sh -c "$changes" >&2
+	record "env CONTAINERS_CONF=$work/containers.conf $P" "$out/expected/rootful" rootful
+	[ "$(cat /var/lib/containers/storage/overlay/.has-mount-program)" = true ] || die "rootful overlay/.has-mount-program is not true"
+
 	# What the upper layers hold, markers included (for the README and review).
-	while IFS=$'\t' read -r id layers; do
+	while IFS=$'\t' read -r store id layers; do
 		local upper=${layers%%:*}
-		(cd "$upper" && find . -printf '%M %U:%G %p\n' | sort -k3 && getfattr -R -d -m - --absolute-names . 2>/dev/null || true) >"$out/expected/rootless/upper-$id.txt"
+		(cd "$upper" && find . -printf '%M %U:%G %p\n' | sort -k3 && getfattr -R -d -m - --absolute-names . 2>/dev/null || true) >"$out/expected/$store/upper-$id.txt"
 	done <"$WORK/mounts.tsv"
 
 	log "manifests from fuse-overlayfs's read-only mounts"
@@ -77,32 +90,33 @@ inner() {
 	sync
 }
 
-# record PODMAN DIR: what podman says about its containers.
+# record PODMAN DIR STORE: what podman says about its containers.
 record() {
-	local P=$1 dir=$2
+	local P=$1 dir=$2 store=$3
 	mkdir -p "$dir"
 	$P ps -a --format json >"$dir/ps.json" 2>/dev/null
 	$P container inspect $($P ps -aq 2>/dev/null) >"$dir/inspect.json" 2>/dev/null
 	$P images --format json >"$dir/images.json" 2>/dev/null
 	$P info --format json >"$dir/info.json" 2>/dev/null
-	python3 - "$dir/inspect.json" >>"$WORK/mounts.tsv" <<'EOF'
+	python3 - "$dir/inspect.json" "$store" >>"$WORK/mounts.tsv" <<'EOF'
 import json, sys
 for c in json.load(open(sys.argv[1])):
     d = c["GraphDriver"]["Data"]
     layers = [d["UpperDir"]] + (d["LowerDir"].split(":") if d.get("LowerDir") else [])
-    print("\t".join([c["Id"], ":".join(layers)]))
+    print("\t".join([sys.argv[2], c["Id"], ":".join(layers)]))
 EOF
 }
 
 manifests() {
 	local out=$1 m=$WORK/merged
-	mkdir -p "$m" "$out/manifests/rootless"
+	mkdir -p "$m" "$out/manifests"
 	printf 'store\tcontainer\tdriver\tlayers(top..bottom)\tentries\tmanifest\n' >"$out/manifests/index.tsv"
-	while IFS=$'\t' read -r id layers; do
+	while IFS=$'\t' read -r store id layers; do
 		"$FUSE_OVERLAYFS" -o "ro,lowerdir=$layers" "$m"
-		python3 "$MANIFEST_PY" "$m" "$out/manifests/rootless/$id.jsonl"
+		mkdir -p "$out/manifests/$store"
+		python3 "$MANIFEST_PY" "$m" "$out/manifests/$store/$id.jsonl"
 		umount "$m"
-		printf 'rootless\t%s\tfuse-overlayfs\t%s\t%s\t%s\n' "$id" "$layers" "$(wc -l <"$out/manifests/rootless/$id.jsonl")" "rootless/$id.jsonl" >>"$out/manifests/index.tsv"
+		printf '%s\t%s\tfuse-overlayfs\t%s\t%s\t%s\n' "$store" "$id" "$layers" "$(wc -l <"$out/manifests/$store/$id.jsonl")" "$store/$id.jsonl" >>"$out/manifests/index.tsv"
 	done <"$WORK/mounts.tsv"
 }
 
@@ -174,7 +188,7 @@ LOOP=$(losetup -f --show -o $((2048 * 512)) --sizelimit $(((DISK_MIB * 2048 - 20
 mkfs.ext4 -q -L root -U 7d0c1e55-0000-4000-8000-00000000f5f1 -E root_owner=0:0 "$LOOP"
 mkdir -p "$WORK/mnt"
 mount -t ext4 "$LOOP" "$WORK/mnt"
-mkdir -p "$WORK/mnt/home" "$WORK/mnt/etc"
+mkdir -p "$WORK/mnt/var/lib/containers" "$WORK/mnt/home" "$WORK/mnt/etc"
 
 if ! id "$RL_USER" >/dev/null 2>&1; then
 	useradd -M -d "/home/$RL_USER" -u "$RL_UID" -s /bin/sh "$RL_USER"
