@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctrlift/ctrlift/export"
 	"github.com/ctrlift/ctrlift/internal/testutil"
 )
 
@@ -99,5 +100,27 @@ func TestPodmanFuseOverlayNode(t *testing.T) {
 			}
 			testutil.CompareManifests(t, c.ContainerName, exp, testutil.TarToManifest(t, buf.Bytes()))
 		})
+	}
+}
+
+// diff calls the directories the runtime made to mount on (/dev, /proc,
+// /sys) mount points whatever marks fuse-overlayfs left in them: the
+// 0:0 device .wh..opq it puts in an opaque directory is no content.
+func TestPodmanFuseOverlayMountPoints(t *testing.T) {
+	n, _ := cstorageFixtureAt(t, filepath.Join(testutil.RepoRoot(t), "testdata", "images", "cstorage", "fuse"), "fuse-node.raw.zst")
+	for _, name := range []string{"fo-chardev", "fo-whfiles", "fo-rootful"} {
+		mp := map[string]bool{}
+		err := n.Diff(name, DiffOptions{Volumes: VolumesNone}, func(r export.Record) error {
+			if r.MountPoint {
+				mp[r.Path] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !mp["/dev"] {
+			t.Errorf("%s: mount points %v, want /dev among them", name, mp)
+		}
 	}
 }

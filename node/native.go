@@ -93,8 +93,19 @@ func isStub(fsys vfs.FS, in *vfs.Inode) bool {
 	case in.IsRegular():
 		return in.Size == 0
 	case in.IsDir():
+		// Whiteouts are not content: fuse-overlayfs leaves a 0:0
+		// device (.wh..opq) in each opaque directory it makes.
 		ents, err := fsys.ReadDir(in)
-		return err == nil && len(ents) == 0
+		if err != nil || len(ents) > 64 {
+			return false
+		}
+		for _, e := range ents {
+			c, err := fsys.LookupAt(in, e.Name)
+			if err != nil || !layers.IsWhiteout(c) {
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }
