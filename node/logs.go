@@ -212,7 +212,12 @@ func (n *Node) logSet(c *containerd.Container, restarts []containerd.Container) 
 	set := &LogSet{PodNamespace: c.PodNamespace, PodName: c.PodName, PodUID: c.PodUID, Container: c.ContainerName, Containers: restarts}
 	cands := n.logDirCandidates(st, c)
 	if len(cands) == 0 {
-		return nil, fmt.Errorf("%s was not created through CRI (no pod, no log path): the runtime keeps no log of it", Describe(c))
+		if c.Namespace == DockerNamespace && c.Engine == "" {
+			// dockerd's own containerd record: the Docker record beside
+			// it was unreadable or is gone (a warning said which).
+			return nil, fmt.Errorf("%s is dockerd's containerd record of a container whose Docker record (its config.v2.json under the Docker root's containers/) was not read: Docker keeps the log beside that record", Describe(c))
+		}
+		return nil, fmt.Errorf("%s: a container not created through CRI (no pod, no log path): the runtime keeps no log of it", Describe(c))
 	}
 	var dir *vfs.Inode
 	var tried []string
