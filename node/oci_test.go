@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -576,5 +577,44 @@ func TestExportOCINative(t *testing.T) {
 	compareRootfs(t, testutil.TarToManifest(t, plain.Bytes()), got)
 	if _, ok := got["/etc/motd"]; ok {
 		t.Error("the file deleted in the container is back")
+	}
+}
+
+// A rootless Podman container's image: its layers' overlay markers are
+// in user.overlay.*, and the OCI layers must carry them as whiteouts and
+// opaque directories (rl-changed replaced /opt/app, so the image's files
+// under it must not come back). umoci's rootfs has every path the plain
+// export has, and no other.
+func TestExportOCIRootless(t *testing.T) {
+	testutil.NeedTools(t, "umoci")
+	n, _ := cstorageFixture(t)
+	c, err := n.Resolve("rl-changed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain, img bytes.Buffer
+	if _, err := n.Export(c.ID, &plain, ExportOptions{Volumes: VolumesNone}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Export(c.ID, &img, ExportOptions{Format: FormatOCI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testutil.TarToManifest(t, plain.Bytes())
+	got := umociRootfs(t, img.Bytes(), res.OCI.Name[strings.LastIndex(res.OCI.Name, ":")+1:])
+	var diffs []string
+	for p := range want {
+		if _, ok := got[p]; !ok {
+			diffs = append(diffs, "missing "+p)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			diffs = append(diffs, "unexpected "+p)
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 || len(want) < 20 {
+		t.Errorf("umoci's rootfs vs the export (%d paths): %q", len(want), diffs)
 	}
 }

@@ -254,7 +254,7 @@ func Write(w io.Writer, img *Image, opt Options) (*Result, error) {
 		if img.Copies && i+1 < len(ls) {
 			parent = &ls[i+1]
 		}
-		lr, stats, err := s.layer(layers.Layer{FS: &denseFS{FS: l.FS, budget: holes}, Dir: l.Dir, Name: l.Name}, parent, comp, eo)
+		lr, stats, err := s.layer(layers.Layer{FS: &denseFS{FS: l.FS, budget: holes}, Dir: l.Dir, Name: l.Name, UserXattr: l.UserXattr}, parent, comp, eo)
 		if err != nil {
 			return nil, fmt.Errorf("oci: layer %s: %w", l.Name, err)
 		}
