@@ -58,18 +58,41 @@ func (s *Store) describeImage(fsys fs.FS, img *Image, bigData []string, bigDataS
 }
 
 // chainSize sums DiffSize from layer id down its parents: -1 when a
-// layer is missing or has no size, or the chain cycles.
+// layer is missing or has no size, or the chain cycles. Sums are kept per
+// layer, so images sharing a deep chain (a forged store can hold 100k of
+// each) walk it once in all, not once each.
 func (s *Store) chainSize(id string) int64 {
-	var size int64
-	seen := map[string]bool{}
+	if s.chainSizes == nil {
+		s.chainSizes = map[string]int64{}
+	}
+	var path []string
+	onPath := map[string]bool{}
+	base := int64(0)
 	for id != "" {
-		l := s.layerByID[id]
-		if l == nil || seen[id] || l.DiffSize < 0 || (l.DiffSize == 0 && l.DiffDigest == "") {
-			return -1
+		if n, ok := s.chainSizes[id]; ok {
+			base = n
+			break
 		}
-		seen[id] = true
-		size += l.DiffSize
+		l := s.layerByID[id]
+		if l == nil || onPath[id] || l.DiffSize < 0 || (l.DiffSize == 0 && l.DiffDigest == "") {
+			base = -1
+			break
+		}
+		onPath[id] = true
+		path = append(path, id)
 		id = l.Parent
 	}
-	return size
+	// Fill in the walked layers from the bottom up.
+	for i := len(path) - 1; i >= 0; i-- {
+		if base >= 0 {
+			d := s.layerByID[path[i]].DiffSize
+			if d > math.MaxInt64-base {
+				base = -1
+			} else {
+				base += d
+			}
+		}
+		s.chainSizes[path[i]] = base
+	}
+	return base
 }

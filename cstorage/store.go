@@ -95,7 +95,8 @@ type Store struct {
 	Podman   *PodmanState `json:"podman,omitempty"`
 	Warnings []string     `json:"warnings,omitempty"`
 
-	layerByID map[string]*Layer
+	layerByID  map[string]*Layer
+	chainSizes map[string]int64 // chainSize's sums by layer id
 }
 
 // Layer is one record of layers.json (or volatile-layers.json).

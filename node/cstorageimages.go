@@ -21,8 +21,9 @@ func cstorageImages(s *cstorage.Store) []containerd.Image {
 		ns, engine = CRIONamespace, EngineCRIO
 	}
 	var out []containerd.Image
+	under := underImages(s)
 	for _, img := range s.Images {
-		if len(img.Names) == 0 && intermediate(s, img) {
+		if len(img.Names) == 0 && under[img.TopLayer] {
 			continue // a build step, hidden as podman images hides it
 		}
 		names := img.Names
@@ -61,24 +62,17 @@ func storeHoldsCRIO(s *cstorage.Store) bool {
 	return false
 }
 
-// intermediate says whether an image's top layer lies under another
-// image's: an unnamed image of that kind is a build step.
-func intermediate(s *cstorage.Store, img cstorage.Image) bool {
-	for _, other := range s.Images {
-		if other.ID == img.ID || other.TopLayer == img.TopLayer {
-			continue
-		}
-		seen := 0
-		for id := other.TopLayer; id != "" && seen <= len(s.Layers); seen++ {
-			l := s.Layer(id)
-			if l == nil {
-				break
-			}
-			if l.Parent == img.TopLayer {
-				return true
-			}
-			id = l.Parent
+// underImages is the set of layers lying under some image's top layer:
+// an unnamed image whose top layer is in it is a build step. Each layer
+// is walked once, however many images share it.
+func underImages(s *cstorage.Store) map[string]bool {
+	under := map[string]bool{}
+	for _, img := range s.Images {
+		l := s.Layer(img.TopLayer)
+		for l != nil && l.Parent != "" && !under[l.Parent] {
+			under[l.Parent] = true
+			l = s.Layer(l.Parent)
 		}
 	}
-	return false
+	return under
 }
