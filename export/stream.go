@@ -137,3 +137,48 @@ func (s *stream) close(failed bool) (string, error) {
 	<-s.done
 	return hex.EncodeToString(s.h.Sum(nil)), err
 }
+
+// DigestWriter writes to an underlying writer in 1 MiB pieces and digests
+// what was written (sha256) on another goroutine, so that hashing a
+// compressed export's output takes a core of its own instead of time on
+// the compressor's. Close must be called, even after a failed Write.
+type DigestWriter struct {
+	s      *stream
+	n      int64
+	sum    string
+	closed bool
+}
+
+// NewDigestWriter returns a DigestWriter writing to w.
+func NewDigestWriter(w io.Writer) *DigestWriter { return &DigestWriter{s: newStream(w)} }
+
+func (d *DigestWriter) Write(p []byte) (int, error) {
+	n, err := d.s.Write(p)
+	d.n += int64(n)
+	return n, err
+}
+
+// Close writes out what is pending and stops the digest.
+func (d *DigestWriter) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var err error
+	d.sum, err = d.s.close(false)
+	return err
+}
+
+// Abort stops the digest without writing out what is pending.
+func (d *DigestWriter) Abort() {
+	if !d.closed {
+		d.closed = true
+		d.s.close(true)
+	}
+}
+
+// Sum returns the hex sha256 of what was written out, after Close.
+func (d *DigestWriter) Sum() string { return d.sum }
+
+// Size returns how many bytes were written to the DigestWriter.
+func (d *DigestWriter) Size() int64 { return d.n }

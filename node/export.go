@@ -1,8 +1,6 @@
 package node
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -320,7 +318,17 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 		}
 		w = file
 	}
+	var size countWriter
+	var compressed *export.DigestWriter // the compressed output, digested on its own core
+	out := io.MultiWriter(w, &size)
+	if comp != export.None {
+		compressed = export.NewDigestWriter(w)
+		out = compressed
+	}
 	fail := func(err error) (*Exported, error) {
+		if compressed != nil {
+			compressed.Abort()
+		}
 		if file != nil {
 			file.Abort()
 		}
@@ -329,13 +337,7 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 		}
 		return nil, err
 	}
-	fileSum := sha256.New()
-	var size countWriter
-	sinks := []io.Writer{w, fileSum, &size}
-	if comp == export.None {
-		sinks = []io.Writer{w, &size} // the file is the tar, digested on another core
-	}
-	cw, err := export.Compress(io.MultiWriter(sinks...), comp)
+	cw, err := export.Compress(out, comp)
 	if err != nil {
 		return fail(err)
 	}
@@ -370,6 +372,11 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 	if err := cw.Close(); err != nil {
 		return fail(err)
 	}
+	if compressed != nil {
+		if err := compressed.Close(); err != nil {
+			return fail(err)
+		}
+	}
 	if manifest != nil {
 		if err := manifest.Commit(); err != nil {
 			return fail(err)
@@ -387,9 +394,9 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 		n.warn(msg)
 	}
 	res.Entries, res.Bytes, res.Size = stats.Files, stats.Bytes, size.n
-	res.SHA256, res.TarSHA256, res.Compression = hex.EncodeToString(fileSum.Sum(nil)), stats.TarSHA256, string(comp)
-	if comp == export.None {
-		res.SHA256 = stats.TarSHA256
+	res.SHA256, res.TarSHA256, res.Compression = stats.TarSHA256, stats.TarSHA256, string(comp)
+	if compressed != nil { // else the file is the tar, digested by the export
+		res.SHA256, res.Size = compressed.Sum(), compressed.Size()
 	}
 	res.Skipped = stats.Skipped
 	return res, nil

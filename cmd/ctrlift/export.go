@@ -193,6 +193,9 @@ func runExport(cmd *cobra.Command, g *globalFlags, ef *exportFlags, args []strin
 	if err != nil {
 		return err
 	}
+	if dest == "-" {
+		widenPipe(cmd.OutOrStdout())
+	}
 	bar := startProgress(cmd, &opt)
 	start := time.Now()
 	var res *node.Exported

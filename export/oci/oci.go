@@ -381,11 +381,6 @@ func (s *stager) json(mediaType string, data []byte) descriptor {
 	return descriptor{MediaType: mediaType, Digest: s.add(data), Size: int64(len(data))}
 }
 
-// countWriter counts what goes through it.
-type countWriter struct{ n int64 }
-
-func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
 // layer writes l's diff, compressed, into a temporary file: against
 // parent, a complete tree l was copied from, when set.
 func (s *stager) layer(l layers.Layer, parent *layers.Layer, comp export.Compression, eo export.Options) (*LayerResult, *export.Stats, error) {
@@ -394,10 +389,10 @@ func (s *stager) layer(l layers.Layer, parent *layers.Layer, comp export.Compres
 		return nil, nil, err
 	}
 	s.temps = append(s.temps, f.Name())
-	h := sha256.New()
-	var n countWriter
-	cw, err := export.Compress(io.MultiWriter(f, h, &n), comp)
+	out := export.NewDigestWriter(f) // the blob, digested on its own core
+	cw, err := export.Compress(out, comp)
 	if err != nil {
+		out.Abort()
 		f.Close()
 		return nil, nil, err
 	}
@@ -410,17 +405,23 @@ func (s *stager) layer(l layers.Layer, parent *layers.Layer, comp export.Compres
 	if err == nil {
 		err = cw.Close()
 	}
+	if err == nil {
+		err = out.Close()
+	} else {
+		out.Abort()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	d := "sha256:" + out.Sum()
+	size := out.Size()
 	if _, ok := s.blobs[d]; !ok { // the same diff twice is one blob
-		s.blobs[d] = &blob{file: f.Name(), size: n.n}
+		s.blobs[d] = &blob{file: f.Name(), size: size}
 	}
-	return &LayerResult{Digest: d, Size: n.n, DiffID: "sha256:" + stats.TarSHA256, Entries: stats.Files}, stats, nil
+	return &LayerResult{Digest: d, Size: size, DiffID: "sha256:" + stats.TarSHA256, Entries: stats.Files}, stats, nil
 }
 
 func blobPath(digest string) string { return "blobs/" + strings.Replace(digest, ":", "/", 1) }
