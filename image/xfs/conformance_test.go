@@ -293,6 +293,10 @@ func checkDir(errs *errLimiter, fsys *xfs.FS, p string, in *xfs.Inode, kids []st
 		if c.Num != d.Ino {
 			errs.Errorf("%q: entry %q has inode %d, lookup gives %d", p, d.Name, d.Ino, c.Num)
 		}
+		// The merge reads a listed entry's inode through EntryInode.
+		if e, err := fsys.EntryInode(in.VFSInode(), vfs.DirEntry{Name: d.Name, Ino: d.Ino}); err != nil || e.Ino != c.Num {
+			errs.Errorf("%q: EntryInode(%q) = %v, %v; lookup gives inode %d", p, d.Name, e, err, c.Num)
+		}
 		if fsys.HasFtype() {
 			want := xfs.FileTypeUnknown
 			for n, ty := range typeOfName {

@@ -49,6 +49,27 @@ func (f *FS) LookupAt(dir *vfs.Inode, name string) (*vfs.Inode, error) {
 	return in.VFSInode(), nil
 }
 
+// EntryInode reads the inode of e, an entry ReadDir listed in dir: the
+// inode LookupAt(dir, e.Name) finds, without indexing the directory to
+// look the name up again. Of a name listed twice (corrupt), LookupAt
+// finds the last one in a block, leaf, node or B+tree directory, which is
+// the one the merge passes, and the first in a short-form directory: for
+// those (small by construction) the name is looked up.
+func (f *FS) EntryInode(dir *vfs.Inode, e vfs.DirEntry) (*vfs.Inode, error) {
+	d, err := f.inode(dir)
+	if err != nil {
+		return nil, err
+	}
+	if d.Format == FormatLocal || e.Ino == 0 {
+		return f.LookupAt(dir, e.Name)
+	}
+	in, err := f.Inode(e.Ino)
+	if err != nil {
+		return nil, err
+	}
+	return in.VFSInode(), nil
+}
+
 // ReadDir lists dir without "." and "..", in on-disk order.
 func (f *FS) ReadDir(dir *vfs.Inode) ([]vfs.DirEntry, error) {
 	d, err := f.inode(dir)
