@@ -95,6 +95,23 @@ func FindRoot(fsys fs.FS, override string) (string, error) {
 	return "", &RootNotFoundError{Searched: slices.Clone(rootCandidates)}
 }
 
+// OtherRoots returns the containerd roots on fsys, other than root, that
+// FindRoot would have taken had root not been there: a node can hold two
+// (the system containerd's and one dockerd started itself), and FindRoot
+// returns only the first.
+func OtherRoots(fsys fs.FS, root string) []string {
+	var out []string
+	for _, c := range rootCandidates {
+		if c == root || c == "." {
+			continue
+		}
+		if st, err := fs.Stat(fsys, path.Join(c, MetaDBPath)); err == nil && st.Mode().IsRegular() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // openRegular opens name, which must be a regular file, and returns its size.
 func openRegular(fsys fs.FS, name string) (fs.File, int64, error) {
 	f, err := fsys.Open(name)

@@ -40,6 +40,9 @@ func (n *Node) findRoots(files fs.FS) (croot, droot string, err error) {
 	if err == nil {
 		if n.opt.RuntimeRoot == "" {
 			droot, _ = docker.FindRoot(files, "")
+			for _, other := range containerd.OtherRoots(files, croot) {
+				n.warn(fmt.Sprintf("a second containerd root, %s, was not read (only %s was): its containers are not listed; name it as the runtime root to read them", other, croot))
+			}
 		}
 		return croot, droot, nil
 	}
