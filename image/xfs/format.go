@@ -47,6 +47,7 @@ const (
 	sbOffFeaturesLogInc  = 220
 	sbOffCRC             = 224
 	sbOffMetaUUID        = 248
+	sbOffInoAlignmt      = 180
 	sbV5Size             = 264 // bytes of the v5 superblock this reader uses
 	labelMax             = 12
 )
@@ -415,7 +416,7 @@ const (
 	logOffLSN       = 16
 	logOffTailLSN   = 24
 	logOffNumLogops = 40
-	logOffSize      = 300 // h_size, after h_cycle_data[64], h_fmt, h_fs_uuid
+	logOffSize      = 320 // h_size, after h_cycle_data[64], h_fmt, h_fs_uuid
 	logOpHdrSize    = 12
 	logOpOffFlags   = 9
 	logUnmountTrans = 0x20

@@ -83,6 +83,8 @@ type FS struct {
 
 	logState         LogState
 	logTail, logHead uint64
+	logTailCycle     uint32
+	inoAlign         uint64 // sb_inoalignmt, in blocks
 
 	mu       sync.Mutex
 	warnings []string
@@ -123,15 +125,30 @@ func (f *FS) Close() error {
 	return nil
 }
 
-// NewReader reads the filesystem of the given size from r. A dirty log is
-// detected and reported in Warnings(); it is not replayed, so the tree read
-// is the last checkpointed one.
+// Options tune NewReaderOptions.
+type Options struct {
+	// SkipLogReplay reads the last checkpointed state of a filesystem
+	// that was not cleanly unmounted, as the on-disk blocks are, without
+	// replaying its log: to compare the two states, or to read past a
+	// log too damaged to replay. A warning says the log was not replayed.
+	SkipLogReplay bool
+}
+
+// NewReader reads the filesystem of the given size from r. When the log
+// is dirty (the filesystem was not cleanly unmounted) its committed
+// transactions are replayed in memory (the image itself is never
+// written) and a warning says so.
 func NewReader(r io.ReaderAt, size int64) (*FS, error) {
+	return NewReaderOptions(r, size, Options{})
+}
+
+// NewReaderOptions is NewReader with options.
+func NewReaderOptions(r io.ReaderAt, size int64, opt Options) (*FS, error) {
 	f := &FS{r: r, size: size}
 	if err := f.readSuperblock(); err != nil {
 		return nil, err
 	}
-	f.checkLog()
+	f.checkLog(opt.SkipLogReplay)
 	return f, nil
 }
 
@@ -357,6 +374,7 @@ func (f *FS) readSuperblock() error {
 	f.dirBlkSize = f.blockSize << dirBlkLog
 	f.logStart = be.Uint64(sb[sbOffLogStart:])
 	f.logBlocks = uint64(be.Uint32(sb[sbOffLogBlocks:]))
+	f.inoAlign = uint64(be.Uint32(sb[sbOffInoAlignmt:]))
 	copy(f.uuid[:], sb[sbOffUUID:sbOffUUID+16])
 	f.metaUUID = f.uuid
 	f.label = cstring(sb[sbOffFName : sbOffFName+labelMax])

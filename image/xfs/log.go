@@ -37,14 +37,24 @@ func (f *FS) LogState() (state LogState, tail, head uint64) {
 // checkLog finds the head of the log and whether the last record is a
 // clean unmount. The log is a ring of 512-byte basic blocks, each
 // stamped with the cycle (pass over the ring) that wrote it: the head is
-// where the cycle number drops. It records a warning for anything but a
-// clean log; the log is never replayed.
-func (f *FS) checkLog() {
+// where the cycle number drops. A dirty log is replayed in memory unless
+// skip; a warning says what was done.
+func (f *FS) checkLog(skip bool) {
 	state, msg := f.findLogState()
 	f.logState = state
+	switch {
+	case state == LogDirty && skip:
+		f.warn("log is dirty (not cleanly unmounted): %s; it was not replayed (as asked), so the tree read is the last checkpointed state and may lack recent changes", msg)
+	case state == LogDirty:
+		ov, res, err := f.replayLog(f.logTail, f.logTailCycle, f.logHead)
+		if err != nil {
+			f.warn("log is dirty (not cleanly unmounted): %s; it could not be replayed (%v), so the tree read is the last checkpointed state and may lack recent changes", msg, err)
+			break
+		}
+		f.r = ov
+		f.warn("log is dirty (not cleanly unmounted): %s", res.describe())
+	}
 	switch state {
-	case LogDirty:
-		f.warn("log is dirty (not cleanly unmounted): %s; it was not replayed, so the tree read is the last checkpointed state and may lack recent changes", msg)
 	case LogExternal:
 		f.warn("log is on an external device: whether it is clean cannot be checked")
 	case LogUnknown:
@@ -158,7 +168,7 @@ func (f *FS) findLogState() (LogState, string) {
 	}
 	tailLSN := be.Uint64(hdr[logOffTailLSN:])
 	tailCycle, tailBlock := uint32(tailLSN>>32), tailLSN&0xffffffff
-	f.logTail = tailBlock
+	f.logTail, f.logTailCycle = tailBlock, tailCycle
 	recEnd := (rec + hblks + (recLen+logBBSize-1)/logBBSize) % n
 	if recEnd != head%n {
 		return LogDirty, fmt.Sprintf("the last record (block %d) ends at block %d, not at the head (block %d): a torn write", rec, recEnd, head%n)

@@ -2,8 +2,9 @@ package xfs_test
 
 // A cross-check against the running kernel: each fixture is loop-mounted
 // read-only (norecovery: the kernel then reads the checkpointed state, as
-// this reader does with a dirty log) and every path must look the same
-// through the mount and through the reader. Needs root and a kernel that
+// this reader does with SkipLogReplay) and every path must look the same
+// through the mount and through the reader. A dirty log is also replayed
+// by the kernel, into a copy, and compared with the reader's replay. Needs root and a kernel that
 // mounts the image; skipped otherwise (v4 images: kernels since 2025 may
 // be built without v4 support).
 
@@ -37,6 +38,19 @@ func TestKernelMount(t *testing.T) {
 	for _, name := range fixtureNames(t, dir) {
 		t.Run(name, func(t *testing.T) {
 			fsys, img := openFixture(t, dir, name)
+			if st, _, _ := fsys.LogState(); st == xfs.LogDirty {
+				kernelReplayed(t, fsys, img)
+				// The checkpointed state, read without replay below.
+				f, err := os.Open(img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				fi, _ := f.Stat()
+				if fsys, err = xfs.NewReaderOptions(f, fi.Size(), xfs.Options{SkipLogReplay: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			mnt := t.TempDir()
 			if out, err := exec.Command("mount", "-t", "xfs", "-o", "loop,ro,norecovery", img, mnt).CombinedOutput(); err != nil {
 				t.Skipf("the kernel does not mount %s: %v: %s", name, err, bytes.TrimSpace(out))
@@ -49,6 +63,33 @@ func TestKernelMount(t *testing.T) {
 			compareWithMount(t, fsys, mnt)
 		})
 	}
+}
+
+// kernelReplayed compares the reader's replay of a dirty log with the
+// kernel's: a copy of the image is mounted read-write (which replays the
+// log into the copy), unmounted, and mounted again read-only.
+func kernelReplayed(t *testing.T, fsys *xfs.FS, img string) {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "replayed.img")
+	if out, err := exec.Command("cp", "--sparse=always", img, cp).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "xfs", "-o", "loop", cp, mnt).CombinedOutput(); err != nil {
+		t.Skipf("the kernel does not mount (and replay) a copy: %v: %s", err, bytes.TrimSpace(out))
+	}
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-t", "xfs", "-o", "loop,ro", cp, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount the replayed copy: %v: %s", err, bytes.TrimSpace(out))
+	}
+	defer func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	}()
+	compareWithMount(t, fsys, mnt)
 }
 
 func compareWithMount(t *testing.T, fsys *xfs.FS, mnt string) {

@@ -661,6 +661,13 @@ SPECS = {
     "xfs-dirty": dict(
         desc="a dirty log: files created after the last checkpoint, then the filesystem shut down",
         mkfs=[], bs=4096, size=48 * MiB, dirty=True),
+    "xfs-dirty-many": dict(
+        desc="a dirty log holding most structures: 200 files synced, 300 more, every type, xattrs, "
+             "directories of each form, a big directory, a bmbt file, renames and unlinks, then shut down",
+        mkfs=[], bs=4096, size=256 * MiB, dirty="many", dirs=DIRS_4K, frag_blocks=400,
+        bigdir_count=20000, bigdir_fmt="h%05d", want_dirs={"dirs/block": "block", "dirs/leaf": "leaf",
+                                                           "dirs/node": "node", "big": "btree"},
+        want_bmbt={"frag/alternating": 1}, bmbt_files=["frag/alternating"]),
 }
 
 
@@ -693,10 +700,13 @@ def build_v5(img, spec):
     t_facts = {}
     with Mount(img) as root:
         t = Tree(root, spec["bs"])
-        if spec.get("bigdir_count"):
+        if spec.get("bigdir_count") and not spec.get("dirty"):
             build_bigdir(t, spec)
         elif spec.get("seed"):
             build_seed(t)
+        elif spec.get("dirty") == "many":
+            t.mkdir("pre")
+            t.file("pre/checkpointed", pattern("pre", 5000))
         elif spec.get("dirty"):
             t.mkdir("a")
             for i in range(20):
@@ -715,21 +725,67 @@ def build_v5(img, spec):
     with Mount(img, ro=True) as root:
         entries = collect(root)
     if spec.get("dirty"):
-        # Phase two: new files logged but never written in place.
+        # Phase two: changes logged but never written in place (XFS writes
+        # metadata back lazily; sync only forces the log), then a shutdown
+        # that leaves the log dirty, as a disk copied from a running node.
+        checkpoint = entries
         with Mount(img) as root:
             t = Tree(root, spec["bs"])
-            t.mkdir("b")
-            for i in range(10):
-                t.file("b/g%02d" % i, pattern("b%d" % i, 3000))
-            with open(t.p("a/f01"), "ab") as f:
-                f.write(b"appended after the checkpoint")
+            if spec["dirty"] == "many":
+                build_dirty_many(t, spec)
+                set_times(root, spec["name"])
+            else:
+                t.mkdir("b")
+                for i in range(10):
+                    t.file("b/g%02d" % i, pattern("b%d" % i, 3000))
+                with open(t.p("a/f01"), "ab") as f:
+                    f.write(b"appended after the checkpoint")
             os.sync()
             run("xfs_io", "-x", "-c", "shutdown -f", root)
         p = subprocess.run(["xfs_repair", "-n", "-f", img], capture_output=True, text=True)
         if p.returncode == 0 or "log" not in (p.stdout + p.stderr):
-            die("xfs-dirty: xfs_repair -n finds no dirty log:\n" + p.stdout + p.stderr)
+            die("%s: xfs_repair -n finds no dirty log:\n" % spec["name"] + p.stdout + p.stderr)
+        # The expectation is the kernel's view after its own replay, read
+        # from a copy (mounting replays the log into the copy).
+        replayed = img + ".replayed"
+        shutil.copyfile(img, replayed)
+        with Mount(replayed):
+            pass
+        with Mount(replayed, ro=True) as root:
+            entries = collect(root)
         t_facts["log"] = "dirty"
+        t_facts["checkpoint"] = checkpoint
+        t_facts["replayed_image"] = replayed
     return entries, t_facts
+
+
+def build_dirty_many(t, spec):
+    """What a busy node leaves in its log: a synced directory, more files
+    after the sync, every file type, xattrs, directories of each form, a
+    big directory, a bmbt-mapped file, a rename, unlinks."""
+    t.mkdir("old")
+    for i in range(200):
+        t.file("old/f%03d" % i, pattern("old%d" % i, 100 * (i % 7)))
+    os.sync()
+    t.mkdir("new")
+    for i in range(300):
+        t.file("new/g%03d" % i, pattern("new%d" % i, 50 * (i % 5)))
+    build_common(t, spec)
+    build_dirs(t, spec)
+    build_frag(t, spec)
+    t.mkdir("big")
+    first = t.file("big/" + spec["bigdir_fmt"] % 0, b"one inode\n")
+    for i in range(1, spec["bigdir_count"]):
+        os.link(first, t.p("big/" + spec["bigdir_fmt"] % i))
+    os.rename(t.p("old/f000"), t.p("new/renamed-from-old"))
+    os.rename(t.p("new/g001"), t.p("new/g001-renamed"))
+    os.rename(t.p("links/sub"), t.p("links/sub-renamed"))
+    for i in range(10, 40):
+        os.unlink(t.p("old/f%03d" % i))
+    os.unlink(t.p("pre/checkpointed"))
+    os.rmdir(t.p("types/dir"))
+    with open(t.p("old/f002"), "ab") as f:
+        f.write(b"appended after the sync")
 
 
 # ---- v4: protofile
@@ -880,8 +936,17 @@ def build(name, outdir, compress):
             entries, extra = build_v5(img, spec)
     finally:
         shutil.rmtree(work)
-    facts = gather_facts(img, spec, entries, not spec.get("v4"))
+    checkpoint = extra.pop("checkpoint", None)
+    replayed = extra.pop("replayed_image", None)
+    facts = gather_facts(replayed or img, spec, entries, not spec.get("v4"))
     facts.update(extra)
+    if replayed:
+        os.unlink(replayed)
+    if checkpoint is not None:
+        # What the image holds in place, before any replay: the tree as it
+        # was last cleanly unmounted (later changes may be partly in place).
+        with open(os.path.join(outdir, name + ".checkpoint.json"), "w") as f:
+            f.write('{"entries": [\n' + ",\n".join(json.dumps(e, sort_keys=True) for e in checkpoint) + "\n]}\n")
     bulk = []
     for dname, count in (spec.get("dirs") or {}).items():
         d = "dirs/" + dname
