@@ -661,6 +661,9 @@ SPECS = {
     "xfs-dirty": dict(
         desc="a dirty log: files created after the last checkpoint, then the filesystem shut down",
         mkfs=[], bs=4096, size=48 * MiB, dirty=True),
+    "xfs-dirty-wrap": dict(
+        desc="a dirty log whose last records wrap from the end of the log to its start",
+        mkfs=[], bs=4096, size=48 * MiB, dirty="wrap"),
     "xfs-dirty-many": dict(
         desc="a dirty log holding most structures: 200 files synced, 300 more, every type, xattrs, "
              "directories of each form, a big directory, a bmbt file, renames and unlinks, then shut down",
@@ -704,7 +707,7 @@ def build_v5(img, spec):
             build_bigdir(t, spec)
         elif spec.get("seed"):
             build_seed(t)
-        elif spec.get("dirty") == "many":
+        elif spec.get("dirty") in ("many", "wrap"):
             t.mkdir("pre")
             t.file("pre/checkpointed", pattern("pre", 5000))
         elif spec.get("dirty"):
@@ -734,6 +737,8 @@ def build_v5(img, spec):
             if spec["dirty"] == "many":
                 build_dirty_many(t, spec)
                 set_times(root, spec["name"])
+            elif spec["dirty"] == "wrap":
+                build_dirty_wrap(t, img, root)
             else:
                 t.mkdir("b")
                 for i in range(10):
@@ -754,9 +759,43 @@ def build_v5(img, spec):
         with Mount(replayed, ro=True) as root:
             entries = collect(root)
         t_facts["log"] = "dirty"
-        t_facts["checkpoint"] = checkpoint
+        if spec["dirty"] != "wrap":
+            # (The churn writes much back in place: what is on disk is then
+            # a mix that no clean mount ever showed.)
+            t_facts["checkpoint"] = checkpoint
         t_facts["replayed_image"] = replayed
     return entries, t_facts
+
+
+def build_dirty_wrap(t, img, root):
+    """Churn until the log head is near the end of the ring (after a first
+    full pass), so the last checkpoint's records wrap to its start."""
+    dev = os.path.basename(run("findmnt", "-n", "-o", "SOURCE", root).strip())
+    logbb = int(xfs_db(img, "sb 0", "p logblocks").split("=")[1]) * t.bs // 512
+
+    def head():
+        with open("/sys/fs/xfs/%s/log/log_head_lsn" % dev) as f:
+            c, b = f.read().strip().split(":")
+        return int(c), int(b)
+
+    t.mkdir("churn")
+    prev = []
+    for i in range(100000):
+        c, b = head()
+        if c >= 2 and b > logbb - 150:
+            break
+        batch = []
+        for j in range(10):
+            batch.append(t.file("churn/x%06d-%d" % (i, j), b"churn", xattrs={"user.churn": b"x" * 40}))
+        for f in prev:
+            os.unlink(f)
+        prev = batch
+        os.sync()
+    else:
+        die("the log head never came near the end of the log")
+    t.mkdir("last")
+    for i in range(400):
+        t.file("last/f%03d" % i, pattern("last%d" % i, 10 * i))
 
 
 def build_dirty_many(t, spec):
