@@ -162,6 +162,43 @@ type xfsGeom struct {
 	Nrext64   bool
 	LogStart  uint64
 	LogBlocks uint64
+	LogRecs   []xlogRec // a dirty log's records from tail to head (those that do not wrap)
+}
+
+// xlogRec is one record of a dirty log, where the replay reads it.
+type xlogRec struct {
+	Off     int64 // byte offset of its header in the base
+	HBlks   int64 // header blocks (1 + extended headers)
+	DataBBs int64
+	Len     int64 // h_len
+}
+
+// locateLogRecords walks the records of a dirty log from its tail to its
+// head with a small parser of its own (the reader found tail and head).
+func (g *xfsGeom) locateLogRecords(tail, head uint64) {
+	lo := g.FSBOff(g.LogStart)
+	n := int64(g.LogBlocks) * g.BS / 512
+	pos, span := int64(tail), (int64(head)-int64(tail)+n)%n
+	for walked := int64(0); walked < span && len(g.LogRecs) < 10000; {
+		h, err := readFull(g.r, lo+pos*512, 512)
+		if err != nil || xbe.Uint32(h) != 0xFEEDBABE {
+			return
+		}
+		hlen := int64(xbe.Uint32(h[12:]))
+		hblks := int64(1)
+		if size := int64(xbe.Uint32(h[320:])); xbe.Uint32(h[8:])&2 != 0 && size > 32<<10 {
+			hblks = (size + 32<<10 - 1) / (32 << 10)
+		}
+		if hlen <= 0 || hlen > 256<<10 || hblks > 8 {
+			return
+		}
+		bbs := (hlen + 511) / 512
+		if pos+hblks+bbs <= n {
+			g.LogRecs = append(g.LogRecs, xlogRec{Off: lo + pos*512, HBlks: hblks, DataBBs: bbs, Len: hlen})
+		}
+		walked += hblks + bbs
+		pos = (pos + hblks + bbs) % n
+	}
 }
 
 func readXFSGeom(r io.ReaderAt, off int64) (*xfsGeom, error) {
@@ -656,6 +693,9 @@ func (b *Base) locateXFS(p *image.Partition) error {
 	fsys, err := xfs.NewReader(p.Reader(), p.Size)
 	if err != nil {
 		return err
+	}
+	if st, tail, head := fsys.LogState(); st == xfs.LogDirty && g.LogBlocks > 0 {
+		g.locateLogRecords(tail, head)
 	}
 	add := func(in *XInode, role string) *XInode {
 		in.Role = role

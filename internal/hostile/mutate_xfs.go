@@ -5,6 +5,7 @@ package hostile
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 )
 
 // --- XFS ---
@@ -600,11 +601,144 @@ func genXFSAmplify(v *Variant) {
 	v.say("%d files now map the same %d blocks (%d MiB) at block %d (reflink flag set: %v)", n, count, count*uint64(g.BS)>>20, start, flagged)
 }
 
+// logPayload returns a record's payload as the replay sees it: the first
+// word of each block restored from the header's cycle data.
+func (v *Variant) logPayload(r xlogRec) (hdr, data []byte) {
+	hdr = v.get(r.Off, int(r.HBlks*512))
+	data = v.get(r.Off+r.HBlks*512, int(r.DataBBs*512))
+	for i := int64(0); i < r.DataBBs; i++ {
+		copy(data[i*512:i*512+4], hdr[logCycleWord(i):])
+	}
+	return hdr, data[:r.Len]
+}
+
+// logCycleWord is where in the header blocks the first word of payload
+// block i is kept.
+func logCycleWord(i int64) int64 {
+	if j, k := i/64, i%64; j > 0 {
+		return j*512 + 4 + 4*k
+	}
+	return 44 + 4*i
+}
+
+// putLogPayload writes data at payload offset pos of a record, through
+// the cycle data where it covers a block's first word.
+func (v *Variant) putLogPayload(r xlogRec, pos int64, data []byte) {
+	for i := range int64(len(data)) {
+		p := pos + i
+		if p >= r.DataBBs*512 {
+			return
+		}
+		if p%512 < 4 {
+			v.put(r.Off+logCycleWord(p/512)+p%512, data[i:i+1])
+		} else {
+			v.put(r.Off+r.HBlks*512+p, data[i:i+1])
+		}
+	}
+}
+
+// fixLogCRC recomputes a record's checksum (xlog_cksum) so the mutation
+// reaches the parser instead of ending the log as a torn record.
+func (v *Variant) fixLogCRC(r xlogRec) {
+	hdr := v.get(r.Off, int(r.HBlks*512))
+	hlen := int64(binary.BigEndian.Uint32(hdr[12:]))
+	if hlen <= 0 || hlen > r.DataBBs*512 {
+		hlen = r.Len
+	}
+	data := v.get(r.Off+r.HBlks*512, int(hlen))
+	c := xfsCRC(hdr[:328], 32)
+	for i := int64(1); i < (hlen+32<<10-1)/(32<<10) && i < r.HBlks; i++ {
+		c = crc32.Update(c, castagnoliTab, hdr[i*512:i*512+260])
+	}
+	c = crc32.Update(c, castagnoliTab, data)
+	v.put32(r.Off+32, c)
+}
+
+// genXFSLogReplay aims at the records a dirty log's replay reads: the
+// record header's lengths, the operation headers, the item formats
+// (buffer maps and lengths, inode format fields, log dinodes), with the
+// record checksum fixed (most of the time) so the parser sees them.
+func genXFSLogReplay(v *Variant) {
+	g := v.Base.XFS
+	ri := v.R.IntN(len(g.LogRecs))
+	r := g.LogRecs[ri]
+	_, data := v.logPayload(r)
+	what := ""
+	switch v.R.IntN(5) {
+	case 0: // record header fields
+		field := []struct {
+			off   int64
+			width int
+			name  string
+		}{{12, 4, "h_len"}, {40, 4, "h_num_logops"}, {320, 4, "h_size"}, {8, 4, "h_version"}, {24, 8, "h_tail_lsn"}}[v.R.IntN(5)]
+		v.putUint(r.Off+field.off, field.width, v.hugeValue(field.width), true)
+		what = field.name
+	case 1, 2: // an operation header
+		var ops []int64
+		for p := int64(0); p+12 <= int64(len(data)) && len(ops) < 4096; {
+			ops = append(ops, p)
+			p += 12 + int64(binary.BigEndian.Uint32(data[p+4:]))
+		}
+		if len(ops) == 0 {
+			v.Skip = true
+			return
+		}
+		op := ops[v.R.IntN(len(ops))]
+		switch v.R.IntN(3) {
+		case 0:
+			b := make([]byte, 4)
+			binary.BigEndian.PutUint32(b, uint32(v.hugeValue(4)))
+			v.putLogPayload(r, op+4, b)
+			what = "oh_len"
+		case 1:
+			v.putLogPayload(r, op+9, []byte{byte(v.R.IntN(256))})
+			what = "oh_flags"
+		default:
+			b := make([]byte, 4)
+			binary.BigEndian.PutUint32(b, v.R.Uint32())
+			v.putLogPayload(r, op, b)
+			what = "oh_tid"
+		}
+		// And sometimes the start of the region after it (item format:
+		// type, region count, flags, lengths, block numbers).
+		if v.R.IntN(2) == 0 && op+12+16 <= int64(len(data)) {
+			b := make([]byte, 2+v.R.IntN(6))
+			for i := range b {
+				b[i] = byte(v.R.IntN(256))
+			}
+			if v.R.IntN(2) == 0 {
+				binary.LittleEndian.PutUint16(b, uint16(v.hugeValue(2)))
+			}
+			v.putLogPayload(r, op+12+int64(v.R.IntN(16)), b)
+			what += " and its region's format"
+		}
+	default: // bytes inside the regions
+		n := int64(1 + v.R.IntN(16))
+		pos := v.R.Int64N(max(1, int64(len(data))-n))
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(v.R.IntN(256))
+		}
+		v.putLogPayload(r, pos, b)
+		what = fmt.Sprintf("%d payload bytes at %d", n, pos)
+	}
+	if v.R.IntN(4) != 0 {
+		v.fixLogCRC(r)
+	} else {
+		what += ", CRC left stale"
+	}
+	v.say("dirty log record at %d (record %d of %d): %s", r.Off, ri+1, len(g.LogRecs), what)
+}
+
 func genXFSLog(v *Variant) {
 	b := v.Base
 	g := b.XFS
 	if g.LogBlocks == 0 {
 		v.Skip = true
+		return
+	}
+	if len(g.LogRecs) > 0 && v.R.IntN(4) != 0 {
+		genXFSLogReplay(v)
 		return
 	}
 	lo := g.FSBOff(g.LogStart)
