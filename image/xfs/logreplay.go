@@ -307,7 +307,9 @@ func (w *logWalker) records(tail uint64, tailCycle uint32, head uint64, fn func(
 		}
 		hdrs := full[:hblks*logBBSize]
 		data := full[hblks*logBBSize : hblks*logBBSize+hlen]
-		if w.f.v5 || binary.LittleEndian.Uint32(hdrs[logOffCRC:]) != 0 {
+		// A checksum mismatch ends the log on v5 only: the kernel merely
+		// complains about one on v4.
+		if w.f.v5 {
 			want := binary.LittleEndian.Uint32(hdrs[logOffCRC:])
 			extra := uint64(0)
 			if w.f.versionNum&versionLogV2Bit != 0 {
