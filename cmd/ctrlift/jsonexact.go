@@ -30,6 +30,8 @@ import (
 type jsonEncoder struct {
 	w      io.Writer
 	indent bool
+	buf    bytes.Buffer  // the compact form of the value being written
+	plain  *json.Encoder // writes to buf
 }
 
 // newJSON is the one JSON encoder: no HTML escaping ("&&" stays "&&"),
@@ -37,15 +39,20 @@ type jsonEncoder struct {
 // (containerd stores OCI specs with Go's escaping: "\u0026\u0026"), and
 // strings that are not UTF-8 kept exactly in *_b64 siblings.
 func newJSON(w io.Writer, indent bool) *jsonEncoder {
-	return &jsonEncoder{w: htmlUnescaper{w}, indent: indent}
+	e := &jsonEncoder{w: htmlUnescaper{w}, indent: indent}
+	e.plain = json.NewEncoder(&e.buf)
+	e.plain.SetEscapeHTML(false)
+	return e
 }
 
 // Encode writes v and a newline in one Write.
 func (e *jsonEncoder) Encode(v any) error {
-	b, err := marshalPlain(v)
-	if err != nil {
+	e.buf.Reset()
+	if err := e.plain.Encode(v); err != nil {
 		return err
 	}
+	b := bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'})
+	var err error
 	// encoding/json writes a byte that is not UTF-8 as the escape \ufffd
 	// (and a real U+FFFD as itself), so without that text no string
 	// of v was bad: the common case costs one search of the output.
