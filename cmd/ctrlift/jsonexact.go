@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -121,9 +122,20 @@ func marshalExact(v reflect.Value, depth int) ([]byte, error) {
 	return marshalPlain(v.Interface())
 }
 
-// marshalExactMap writes a map with string keys, keys that are not UTF-8
-// escaped, in encoding/json's order (sorted keys).
+// marshalExactMap writes a map as encoding/json does (keys sorted, integer
+// keys in decimal), string keys that are not UTF-8 escaped.
 func marshalExactMap(v reflect.Value, depth int) ([]byte, error) {
+	keyString := func(k reflect.Value) string { return export.EscapeInvalid(k.String()) }
+	switch keys := v.Type().Key(); {
+	case marshalsItself(keys):
+		return marshalPlain(v.Interface()) // keys that write themselves
+	case keys.Kind() >= reflect.Int && keys.Kind() <= reflect.Int64:
+		keyString = func(k reflect.Value) string { return strconv.FormatInt(k.Int(), 10) }
+	case keys.Kind() >= reflect.Uint && keys.Kind() <= reflect.Uintptr:
+		keyString = func(k reflect.Value) string { return strconv.FormatUint(k.Uint(), 10) }
+	case keys.Kind() != reflect.String:
+		return marshalPlain(v.Interface())
+	}
 	if v.IsNil() {
 		return []byte("null"), nil
 	}
@@ -137,7 +149,7 @@ func marshalExactMap(v reflect.Value, depth int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, entry{export.EscapeInvalid(it.Key().String()), b})
+		entries = append(entries, entry{keyString(it.Key()), b})
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	out := []byte{'{'}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ctrlift/ctrlift/containerd"
 	"github.com/ctrlift/ctrlift/export"
@@ -96,6 +98,10 @@ func TestJSONExact(t *testing.T) {
 		}(),
 		want: `{"path":"/a\\xff","path_b64":"L2H/","type":"symlink","mode":"0777","uid":0,"gid":0,"size":6,"target":"/lib/\\xff","target_b64":"L2xpYi//",` +
 			`"mtime_ns":0,"atime_ns":0,"ctime_ns":0,"layer":"l\\xff","layer_b64":"bP8="}`,
+	}, {
+		name: "maps with other keys, values not UTF-8",
+		v:    map[string]any{"ints": map[int][]string{2: {"\xff"}}, "any\xfe": []any{"x\xff", 1}},
+		want: `{"any\\xfe":["x\\xff",1],"ints":{"2":["\\xff"]}}`,
 	}, {
 		name: "a valid U+FFFD is not a bad byte",
 		v:    node.Namespace{Name: "\ufffd"},
@@ -223,6 +229,73 @@ func BenchmarkJSONRows(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		}
+	})
+}
+
+// FuzzJSONExact: whatever bytes a container's id, label and layer key
+// hold, the line is valid UTF-8 JSON, the *_b64 siblings give the bytes
+// back, and a row that is all UTF-8 prints as encoding/json prints it.
+func FuzzJSONExact(f *testing.F) {
+	f.Add("ab\xffcd", "k\x80", "v", "layer")
+	f.Add("id", "key", "value", "sha256:00")
+	f.Add(`\ufffd`, "\ufffd", "\xed\xa0\x80", "")
+	f.Fuzz(func(t *testing.T, id, key, value, snapshotKey string) {
+		if key == "fixed" {
+			return
+		}
+		valid := func(s ...string) bool {
+			for _, s := range s {
+				if !utf8.ValidString(s) {
+					return false
+				}
+			}
+			return true
+		}
+		c := containerd.Container{ID: id, Labels: map[string]string{key: value, "fixed": "x"},
+			Layers: []containerd.Layer{{SnapshotKey: snapshotKey}}}
+		got := encodeJSON(t, c, false)
+		if !utf8.ValidString(got) || !json.Valid([]byte(got)) {
+			t.Fatalf("not UTF-8 JSON: %q", got)
+		}
+		if valid(id, key, value, snapshotKey) {
+			if want := stdJSON(t, c, false); got != want && !strings.Contains(want, `\u0026`) {
+				t.Fatalf("valid row changed:\n%s\nwant\n%s", got, want)
+			}
+			return
+		}
+		var row struct {
+			ID        string            `json:"id"`
+			IDB64     []byte            `json:"id_b64"`
+			LabelsB64 map[string][]byte `json:"labels_b64"`
+			Layers    []struct {
+				KeyB64 []byte `json:"snapshot_key_b64"`
+			} `json:"layers"`
+		}
+		if err := json.Unmarshal([]byte(got), &row); err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.ValidString(id) && string(row.IDB64) != id {
+			t.Errorf("id_b64 %q, want %q", row.IDB64, id)
+		}
+		if !valid(key, value) {
+			if row.LabelsB64 == nil {
+				t.Fatalf("no labels_b64: %s", got)
+			}
+			exact := map[string]string{}
+			for k, v := range row.LabelsB64 {
+				dk, err := base64.StdEncoding.DecodeString(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				exact[string(dk)] = string(v)
+			}
+			if exact[key] != value || len(exact) != len(c.Labels) {
+				t.Errorf("labels_b64 %q, want %q", exact, c.Labels)
+			}
+		}
+		if !utf8.ValidString(snapshotKey) && string(row.Layers[0].KeyB64) != snapshotKey {
+			t.Errorf("snapshot_key_b64 %q, want %q", row.Layers[0].KeyB64, snapshotKey)
 		}
 	})
 }
