@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -75,5 +76,23 @@ func TestDigestWriter(t *testing.T) {
 		}
 		d.Abort() // twice is harmless
 		d.Close()
+	})
+	t.Run("abort while a compressor goroutine writes", func(t *testing.T) {
+		d := NewDigestWriter(io.Discard)
+		done := make(chan error)
+		go func() {
+			block := make([]byte, 128<<10)
+			for {
+				if _, err := d.Write(block); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		d.Write(make([]byte, 3*streamChunk))
+		d.Abort()
+		if err := <-done; err == nil {
+			t.Error("a write after Abort succeeded")
+		}
 	})
 }

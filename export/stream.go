@@ -3,8 +3,10 @@ package export
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/ctrlift/ctrlift/vfs"
 )
@@ -141,8 +143,11 @@ func (s *stream) close(failed bool) (string, error) {
 // DigestWriter writes to an underlying writer in 1 MiB pieces and digests
 // what was written (sha256) on another goroutine, so that hashing a
 // compressed export's output takes a core of its own instead of time on
-// the compressor's. Close must be called, even after a failed Write.
+// the compressor's. Close or Abort must be called. Writes may come from
+// another goroutine than Abort's: a parallel compressor can still be
+// writing a block when a failed export aborts.
 type DigestWriter struct {
+	mu     sync.Mutex
 	s      *stream
 	n      int64
 	sum    string
@@ -153,13 +158,22 @@ type DigestWriter struct {
 func NewDigestWriter(w io.Writer) *DigestWriter { return &DigestWriter{s: newStream(w)} }
 
 func (d *DigestWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, errDigestClosed
+	}
 	n, err := d.s.Write(p)
 	d.n += int64(n)
 	return n, err
 }
 
+var errDigestClosed = errors.New("export: write after the output was closed")
+
 // Close writes out what is pending and stops the digest.
 func (d *DigestWriter) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
 		return nil
 	}
@@ -169,8 +183,11 @@ func (d *DigestWriter) Close() error {
 	return err
 }
 
-// Abort stops the digest without writing out what is pending.
+// Abort stops the digest without writing out what is pending; later
+// writes fail.
 func (d *DigestWriter) Abort() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if !d.closed {
 		d.closed = true
 		d.s.close(true)

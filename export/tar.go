@@ -42,7 +42,8 @@ type Stats struct {
 	Files     int64 // entries written
 	Bytes     int64 // file content bytes written
 	Skipped   []string
-	TarSHA256 string // of the uncompressed tar stream
+	Warnings  []string // entries exported as recorded that their filesystem could not hold
+	TarSHA256 string   // of the uncompressed tar stream
 }
 
 // linkKey identifies an inode: hardlinks exist only within one layer.
@@ -65,6 +66,7 @@ type writer struct {
 	budget       budget
 	mountsSeen   map[string]bool // the mounts placed
 	zerosWritten int64           // holes written out as zeros
+	oversized    int             // files larger than their filesystem can hold
 }
 
 // linkInfo is the first name of a hardlinked file and its digest.
@@ -97,6 +99,9 @@ func (w *writer) close() (*Stats, error) {
 	_, err := w.bw.Write(zeros[:1024])
 	sum, ferr := w.bw.close(err != nil)
 	w.stats.TarSHA256 = sum
+	if more := w.oversized - maxSizeWarnings; more > 0 {
+		w.stats.Warnings = append(w.stats.Warnings, fmt.Sprintf("%d more files claim more bytes than their filesystem can hold", more))
+	}
 	if err == nil {
 		err = ferr
 	}
@@ -370,6 +375,26 @@ func (w *writer) render(hdr *tar.Header) ([]byte, error) {
 	return bytes.Clone(w.hdrBuf.Bytes()), nil
 }
 
+// maxSizeWarnings bounds the size warnings of one export; the rest are
+// counted in the last one.
+const maxSizeWarnings = 20
+
+// checkSize warns of a file whose size its filesystem cannot hold: a
+// forged or damaged size field. The file is still exported as recorded
+// (its bytes past the mapped data are holes), but a consumer that
+// expands holes, or extracts onto a real filesystem, is in for a
+// surprise, and the analyst should know the size is not real.
+func (w *writer) checkSize(fsys vfs.FS, in *vfs.Inode, name string) {
+	m, ok := fsys.(vfs.MaxFileSizer)
+	if !ok || m.MaxFileSize() <= 0 || in.Size <= m.MaxFileSize() {
+		return
+	}
+	w.oversized++
+	if w.oversized <= maxSizeWarnings {
+		w.stats.Warnings = append(w.stats.Warnings, fmt.Sprintf("%s: inode %d claims %d bytes, more than a file of its filesystem can hold (%d): a forged or damaged size, exported as recorded (the bytes past its data are holes)", name, in.Ino, in.Size, m.MaxFileSize()))
+	}
+}
+
 // recordPath is the path a record (and an error) shows for p.
 func recordPath(p string) string {
 	mp := manifestPath(p)
@@ -449,6 +474,7 @@ func (w *writer) prepare(p string, in *vfs.Inode, fsys vfs.FS, layer string, not
 				w.zerosWritten += in.Size - mapped
 			}
 			e.spans = spans
+			w.checkSize(fsys, in, e.name)
 			hdr.Size = in.Size
 			e.size = in.Size
 			e.bytes = in.Size

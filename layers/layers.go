@@ -511,6 +511,14 @@ func (f *dataFS) set(ino uint64, ref dataRef, conflict func(prev dataRef)) dataR
 	return prev
 }
 
+// MaxFileSize is the layer filesystem's, 0 when it does not say.
+func (f *dataFS) MaxFileSize() int64 {
+	if m, ok := f.FS.(vfs.MaxFileSizer); ok {
+		return m.MaxFileSize()
+	}
+	return 0
+}
+
 // Open opens in's data: a metacopy inode's from where its lookup found it.
 func (f *dataFS) Open(in *vfs.Inode) (vfs.File, error) {
 	f.mu.Lock()

@@ -389,8 +389,8 @@ func (n *Node) write(g *safeout.Guard, ls []layers.Layer, w io.Writer, path stri
 	}
 	// The merge finds some problems (a metacopy file without data) only
 	// as it reads the tree.
-	res.Warnings = m.Warnings
-	for _, msg := range m.Warnings {
+	res.Warnings = append(append([]string(nil), m.Warnings...), stats.Warnings...)
+	for _, msg := range res.Warnings {
 		n.warn(msg)
 	}
 	res.Entries, res.Bytes, res.Size = stats.Files, stats.Bytes, size.n

@@ -37,6 +37,12 @@ type FS interface {
 	DataBound() int64
 }
 
+// MaxFileSizer is a source that knows the largest file it can hold (ext4:
+// 2^32 blocks); a larger size is forged or damaged. 0 when unknown.
+type MaxFileSizer interface {
+	MaxFileSize() int64
+}
+
 // File is the data of a regular file.
 type File interface {
 	io.ReaderAt

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -68,18 +67,6 @@ func (p *printFlags) short(id string) string {
 		return id
 	}
 	return node.ShortID(id)
-}
-
-// newJSON is the one JSON encoder: no HTML escaping ("&&" stays "&&"),
-// also inside JSON documents read from the evidence as they were stored
-// (containerd stores OCI specs with Go's escaping: "\u0026\u0026").
-func newJSON(w io.Writer, indent bool) *json.Encoder {
-	enc := json.NewEncoder(htmlUnescaper{w})
-	enc.SetEscapeHTML(false)
-	if indent {
-		enc.SetIndent("", "  ")
-	}
-	return enc
 }
 
 // printList writes rows as a table, a JSON array or JSON lines.

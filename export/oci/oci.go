@@ -263,6 +263,7 @@ func Write(w io.Writer, img *Image, opt Options) (*Result, error) {
 		res.Entries += stats.Files
 		res.Bytes += stats.Bytes
 		res.Skipped = append(res.Skipped, stats.Skipped...)
+		res.Warnings = append(res.Warnings, stats.Warnings...)
 		names = append(names, l.Name)
 	}
 

@@ -77,6 +77,11 @@ func (s *Source) LookupAt(dir *vfs.Inode, name string) (*vfs.Inode, error) {
 	return in.VFSInode(), nil
 }
 
+// MaxFileSize is the largest file ext4 can address: 2^32 blocks (the
+// kernel's limit is a block less, and less without huge_file or extents).
+// A larger i_size is forged or damaged.
+func (s *Source) MaxFileSize() int64 { return 1 << 32 * s.f.blockSize }
+
 // EntryInode reads the inode of e, an entry ReadDir listed in dir: the
 // inode LookupAt(dir, e.Name) finds, without looking the name up again.
 // Of a name listed twice (corrupt), LookupAt finds the last one in a
