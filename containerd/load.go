@@ -88,7 +88,7 @@ func FindRoot(fsys fs.FS, override string) (string, error) {
 		return p, nil
 	}
 	for _, c := range rootCandidates {
-		if st, err := fs.Stat(fsys, path.Join(c, MetaDBPath)); err == nil && st.Mode().IsRegular() {
+		if holdsMetaDB(fsys, c) {
 			return c, nil
 		}
 	}
@@ -105,11 +105,17 @@ func OtherRoots(fsys fs.FS, root string) []string {
 		if c == root || c == "." {
 			continue
 		}
-		if st, err := fs.Stat(fsys, path.Join(c, MetaDBPath)); err == nil && st.Mode().IsRegular() {
+		if holdsMetaDB(fsys, c) {
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// holdsMetaDB says whether root holds containerd's metadata database.
+func holdsMetaDB(fsys fs.FS, root string) bool {
+	st, err := fs.Stat(fsys, path.Join(root, MetaDBPath))
+	return err == nil && st.Mode().IsRegular()
 }
 
 // openRegular opens name, which must be a regular file, and returns its size.

@@ -415,7 +415,11 @@ const (
 	logOffLen       = 12
 	logOffLSN       = 16
 	logOffTailLSN   = 24
+	logOffCRC       = 32
 	logOffNumLogops = 40
+	logOffCycleData = 44  // h_cycle_data[64]: the first word of each data block
+	logOffFmt       = 300 // h_fmt: the byte order of the host that wrote the record
+	logOffFSUUID    = 304
 	logOffSize      = 320 // h_size, after h_cycle_data[64], h_fmt, h_fs_uuid
 	logOpHdrSize    = 12
 	logOpOffFlags   = 9

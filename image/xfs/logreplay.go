@@ -23,11 +23,6 @@ import (
 // is then the last checkpointed one, never a half-applied log.
 
 const (
-	logOffCRC        = 32
-	logOffCycleData  = 44
-	logOffFmt        = 300
-	logOffFSUUID     = 304
-	logOffHSize      = 320
 	logRecHdrCRCLen  = 328 // sizeof(xlog_rec_header) on 64-bit hosts
 	logRecHdrCRCLen2 = 324 // ... and on i386
 	logExtHdrCRCLen  = 260 // xh_cycle and xh_cycle_data
@@ -272,7 +267,7 @@ func (w *logWalker) records(tail uint64, tailCycle uint32, head uint64, fn func(
 		hlen := uint64(be.Uint32(hdr[logOffLen:]))
 		hblks := uint64(1)
 		if version&2 != 0 {
-			hsize := uint64(be.Uint32(hdr[logOffHSize:]))
+			hsize := uint64(be.Uint32(hdr[logOffSize:]))
 			if hsize > logMaxRecordSize {
 				return bad("h_size %d", hsize)
 			}
